@@ -1,0 +1,1 @@
+"""Istio-compatible resource models (pydantic), the YAML loader, validation and analyzers."""
