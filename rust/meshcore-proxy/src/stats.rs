@@ -1,0 +1,244 @@
+//! Counters of the data plane and the shape [`DataPlane::stats`](crate::DataPlane::stats)
+//! reports them in.
+//!
+//! Counters are plain atomics updated on the request path (bytes as they are forwarded, not
+//! only when a connection ends); a report is a point-in-time read of them. Per-cluster
+//! counters belong to the cluster *name*, so they persist across applies while the name
+//! does. Per-listener counters belong to the *socket*, like the listener itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// A point-in-time report of the data plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Version of the last applied snapshot; `None` before the first apply.
+    pub version: Option<String>,
+    pub applies_accepted: u64,
+    pub applies_rejected: u64,
+    pub totals: TotalStats,
+    /// Serving listeners, then removed ones that still have connections (`draining`).
+    pub listeners: Vec<ListenerStats>,
+    /// Clusters of the last applied snapshot, in its order.
+    pub clusters: Vec<ClusterStats>,
+}
+
+/// Counters over every listener and cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TotalStats {
+    /// Downstream connections accepted.
+    pub connections_opened: u64,
+    pub connections_closed: u64,
+    pub connections_active: u64,
+    /// Bytes forwarded client → server.
+    pub bytes_upstream: u64,
+    /// Bytes forwarded server → client.
+    pub bytes_downstream: u64,
+    /// Upstream connects that failed or timed out.
+    pub connect_failures: u64,
+    /// Connections closed because the chosen cluster had no endpoint.
+    pub no_healthy_upstream: u64,
+    /// Connections closed because no bytes moved for the listener's idle timeout.
+    pub idle_timeouts: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerStats {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub connections_opened: u64,
+    pub connections_active: u64,
+    /// Removed from the config: no longer accepting, listed while connections remain.
+    pub draining: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterStats {
+    pub name: String,
+    /// Upstream connections established to the cluster's endpoints.
+    pub connections_opened: u64,
+    pub connections_active: u64,
+    pub bytes_upstream: u64,
+    pub bytes_downstream: u64,
+    pub connect_failures: u64,
+    pub no_healthy_upstream: u64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// Whole-data-plane counters.
+#[derive(Debug, Default)]
+pub(crate) struct TotalCounters {
+    connections_opened: AtomicU64,
+    connections_closed: AtomicU64,
+    bytes_upstream: AtomicU64,
+    bytes_downstream: AtomicU64,
+    connect_failures: AtomicU64,
+    no_healthy_upstream: AtomicU64,
+    idle_timeouts: AtomicU64,
+}
+
+impl TotalCounters {
+    pub(crate) fn report(&self) -> TotalStats {
+        let opened = read(&self.connections_opened);
+        let closed = read(&self.connections_closed);
+        TotalStats {
+            connections_opened: opened,
+            connections_closed: closed,
+            connections_active: opened.saturating_sub(closed),
+            bytes_upstream: read(&self.bytes_upstream),
+            bytes_downstream: read(&self.bytes_downstream),
+            connect_failures: read(&self.connect_failures),
+            no_healthy_upstream: read(&self.no_healthy_upstream),
+            idle_timeouts: read(&self.idle_timeouts),
+        }
+    }
+
+    pub(crate) fn idle_timeout(&self) {
+        add(&self.idle_timeouts, 1);
+    }
+}
+
+/// Counters of one cluster name.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterCounters {
+    connections_opened: AtomicU64,
+    connections_active: AtomicU64,
+    bytes_upstream: AtomicU64,
+    bytes_downstream: AtomicU64,
+    connect_failures: AtomicU64,
+    no_healthy_upstream: AtomicU64,
+}
+
+impl ClusterCounters {
+    pub(crate) fn report(&self, name: &str) -> ClusterStats {
+        ClusterStats {
+            name: name.to_string(),
+            connections_opened: read(&self.connections_opened),
+            connections_active: read(&self.connections_active),
+            bytes_upstream: read(&self.bytes_upstream),
+            bytes_downstream: read(&self.bytes_downstream),
+            connect_failures: read(&self.connect_failures),
+            no_healthy_upstream: read(&self.no_healthy_upstream),
+        }
+    }
+}
+
+/// Counters of one listening socket.
+#[derive(Debug, Default)]
+pub(crate) struct ListenerCounters {
+    connections_opened: AtomicU64,
+    connections_active: AtomicU64,
+}
+
+impl ListenerCounters {
+    pub(crate) fn active(&self) -> u64 {
+        read(&self.connections_active)
+    }
+
+    pub(crate) fn report(
+        &self,
+        name: &str,
+        address: std::net::SocketAddr,
+        draining: bool,
+    ) -> ListenerStats {
+        ListenerStats {
+            name: name.to_string(),
+            address: address.ip().to_string(),
+            port: address.port(),
+            connections_opened: read(&self.connections_opened),
+            connections_active: read(&self.connections_active),
+            draining,
+        }
+    }
+}
+
+/// A downstream connection's place in the counters: counted open on creation, closed on drop,
+/// so a connection ended any way (including a force-close at shutdown) is counted once.
+#[derive(Debug)]
+pub(crate) struct DownstreamMeter {
+    listener: Arc<ListenerCounters>,
+    totals: Arc<TotalCounters>,
+}
+
+impl DownstreamMeter {
+    pub(crate) fn open(listener: Arc<ListenerCounters>, totals: Arc<TotalCounters>) -> Self {
+        add(&listener.connections_opened, 1);
+        add(&listener.connections_active, 1);
+        add(&totals.connections_opened, 1);
+        Self { listener, totals }
+    }
+
+    pub(crate) fn totals(&self) -> &TotalCounters {
+        &self.totals
+    }
+
+    pub(crate) fn totals_arc(&self) -> Arc<TotalCounters> {
+        Arc::clone(&self.totals)
+    }
+
+    pub(crate) fn no_healthy_upstream(&self, cluster: Option<&ClusterCounters>) {
+        add(&self.totals.no_healthy_upstream, 1);
+        if let Some(cluster) = cluster {
+            add(&cluster.no_healthy_upstream, 1);
+        }
+    }
+
+    pub(crate) fn connect_failure(&self, cluster: &ClusterCounters) {
+        add(&self.totals.connect_failures, 1);
+        add(&cluster.connect_failures, 1);
+    }
+}
+
+impl Drop for DownstreamMeter {
+    fn drop(&mut self) {
+        self.listener
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed);
+        add(&self.totals.connections_closed, 1);
+    }
+}
+
+/// An established upstream connection: counts bytes per cluster and in total as they move.
+#[derive(Debug)]
+pub(crate) struct UpstreamMeter {
+    cluster: Arc<ClusterCounters>,
+    totals: Arc<TotalCounters>,
+}
+
+impl UpstreamMeter {
+    pub(crate) fn open(cluster: Arc<ClusterCounters>, totals: Arc<TotalCounters>) -> Self {
+        add(&cluster.connections_opened, 1);
+        add(&cluster.connections_active, 1);
+        Self { cluster, totals }
+    }
+
+    /// Bytes forwarded client → server.
+    pub(crate) fn upstream(&self, n: u64) {
+        add(&self.cluster.bytes_upstream, n);
+        add(&self.totals.bytes_upstream, n);
+    }
+
+    /// Bytes forwarded server → client.
+    pub(crate) fn downstream(&self, n: u64) {
+        add(&self.cluster.bytes_downstream, n);
+        add(&self.totals.bytes_downstream, n);
+    }
+}
+
+impl Drop for UpstreamMeter {
+    fn drop(&mut self) {
+        self.cluster
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}

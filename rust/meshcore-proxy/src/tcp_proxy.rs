@@ -1,0 +1,65 @@
+//! One downstream connection's life: pick a cluster → pick an endpoint → connect →
+//! copy both ways → close.
+//!
+//! A connection that cannot be forwarded (no endpoint, connect failed or timed out) is
+//! counted and closed; the client sees the connection close without data. One connect
+//! attempt is made: retrying other endpoints is a policy the route does not express yet.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::copy::{CopyEnd, copy_bidirectional};
+use crate::routing::ListenerRoute;
+use crate::stats::{DownstreamMeter, UpstreamMeter};
+
+/// Serves one accepted connection with the route the listener had when it was accepted.
+pub(crate) async fn serve(
+    downstream: TcpStream,
+    peer: SocketAddr,
+    route: Arc<ListenerRoute>,
+    meter: DownstreamMeter,
+) {
+    if let Err(e) = downstream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY downstream");
+    }
+    let Some(cluster) = route.pick_cluster().cloned() else {
+        debug!(%peer, listener = %route.name, "route has no cluster to pick");
+        meter.no_healthy_upstream(None);
+        return;
+    };
+    let Some(endpoint) = cluster.pick_endpoint() else {
+        debug!(%peer, listener = %route.name, cluster = %cluster.name, "no healthy upstream");
+        meter.no_healthy_upstream(Some(&cluster.counters));
+        return;
+    };
+    let upstream = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(endpoint))
+        .await
+    {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(e)) => {
+            debug!(%peer, cluster = %cluster.name, %endpoint, error = %e, "upstream connect failed");
+            meter.connect_failure(&cluster.counters);
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, cluster = %cluster.name, %endpoint, timeout = ?cluster.connect_timeout, "upstream connect timed out");
+            meter.connect_failure(&cluster.counters);
+            return;
+        }
+    };
+    if let Err(e) = upstream.set_nodelay(true) {
+        debug!(%endpoint, error = %e, "cannot set TCP_NODELAY upstream");
+    }
+    let upstream_meter = UpstreamMeter::open(Arc::clone(&cluster.counters), meter.totals_arc());
+    match copy_bidirectional(downstream, upstream, route.idle_timeout, &upstream_meter).await {
+        CopyEnd::Completed => debug!(%peer, %endpoint, "connection completed"),
+        CopyEnd::IdleTimeout => {
+            debug!(%peer, %endpoint, listener = %route.name, "idle timeout");
+            meter.totals().idle_timeout();
+        }
+        CopyEnd::Failed(e) => debug!(%peer, %endpoint, error = %e, "connection failed"),
+    }
+}
