@@ -233,6 +233,10 @@ pub(crate) fn bind(address: SocketAddr, runtime: &Handle) -> std::io::Result<Tcp
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    if address.is_ipv6() {
+        // `::` and `0.0.0.0` are separate sockets, as validation (and Envoy) treat them.
+        socket.set_only_v6(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     socket.listen(BACKLOG)?;
