@@ -39,6 +39,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Canc
             Ok(accepted) => accepted,
             Err(e) => {
                 warn!(error = %e, "admin accept failed");
+                // Out of file descriptors and the like: do not spin on the error.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
