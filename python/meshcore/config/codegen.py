@@ -314,6 +314,7 @@ class Module:
     by_shape: dict[str, str] = field(default_factory=dict)
     used_aliases: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    uses_any: bool = False
 
     preferred: dict[str, str] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
@@ -368,6 +369,16 @@ class Module:
             doc = child.get("description", "")
             if doc:
                 cls.lines.append(docstring(doc, indent=4))
+        legacy = {name: python_names[name] for name in python_names if name in PYTHON_NAMES}
+        if legacy:
+            # With populate_by_name, "jwks_uri" would also fill the field named jwks_uri
+            # (JSON jwksUri); route the legacy key to its own field first.
+            cls.lines.append("")
+            cls.lines.append('    @model_validator(mode="before")')
+            cls.lines.append("    @classmethod")
+            cls.lines.append("    def _legacy_keys(cls, data: Any) -> Any:")
+            cls.lines.append(f"        return rules.rename_keys(data, {legacy!r})")
+            self.uses_any = True
         checks: list[str] = []
         for group in one_of_groups(node):
             fields = ", ".join(f'"{python_names[name]}"' for name in group)
@@ -507,7 +518,9 @@ def render(module: Module, kinds: list[RenderedKind]) -> str:
         "Docstrings are Istio's field documentation.",
         '"""',
         "",
-        "from typing import Annotated, ClassVar, Literal, Self",
+        "from typing import Annotated, Any, ClassVar, Literal, Self"
+        if module.uses_any
+        else "from typing import Annotated, ClassVar, Literal, Self",
         "",
         "from pydantic import AfterValidator, Field, model_validator",
         "",

@@ -33,8 +33,10 @@ def _walk_type(annotation: Any, path: str, out: set[str], seen: frozenset[type])
     annotation = unwrap_annotation(annotation)
     origin = get_origin(annotation)
     if origin is list:
+        out.add(path + "[]")
         _walk_type(get_args(annotation)[0], path + "[]", out, seen)
     elif origin is dict:
+        out.add(path + "{}")
         _walk_type(get_args(annotation)[1], path + "{}", out, seen)
     elif origin is Literal:
         return

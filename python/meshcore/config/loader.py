@@ -96,7 +96,8 @@ def _map_path(model: type[BaseModel], loc: tuple[PathPart, ...]) -> str:
         if isinstance(fields, dict):
             by_alias = {(info.alias or name): info for name, info in fields.items()}
             info = by_alias.get(part) or fields.get(part)
-            out += f".{part}" if out else part
+            name = (info.alias or part) if info is not None else part
+            out += f".{name}" if out else name
             current = info.annotation if info is not None else None
             continue
         if current is not None and _is_dict(current):

@@ -5,7 +5,7 @@ object schema of `crd-all.gen.yaml`, named after Istio's protobuf message where 
 Docstrings are Istio's field documentation.
 """
 
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -452,6 +452,11 @@ class HTTPRoute(IstioModel):
     """A HTTP rule can either return a direct_response, redirect or forward (default) traffic."""
     timeout: Duration | None = None
     """Timeout for HTTP requests, default is disabled."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        return rules.rename_keys(data, {"mirror_percent": "mirror_percent_legacy"})
 
 
 class L4MatchAttributes(IstioModel):

@@ -40,6 +40,13 @@ def _alias(model: BaseModel, field: str) -> str:
     return alias if alias is not None else field
 
 
+def rename_keys(data: Any, renames: dict[str, str]) -> Any:
+    """Move input keys to other names before validation (legacy snake_case JSON fields)."""
+    if not isinstance(data, dict) or not any(key in data for key in renames):
+        return data
+    return {renames.get(key, key): value for key, value in data.items()}
+
+
 # Object rules ---------------------------------------------------------------------------
 
 

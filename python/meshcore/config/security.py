@@ -5,7 +5,7 @@ object schema of `crd-all.gen.yaml`, named after Istio's protobuf message where 
 Docstrings are Istio's field documentation.
 """
 
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -338,6 +338,11 @@ class JWTRule(IstioModel):
     PILOT_JWT_ENABLE_REMOTE_JWKS environment variable, will spend waiting for the JWKS to be
     fetched.
     """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        return rules.rename_keys(data, {"jwks_uri": "jwks_uri_legacy"})
 
     @model_validator(mode="after")
     def _crd_rules(self) -> Self:
