@@ -118,9 +118,28 @@ class Document:
     error_line: int | None = None
 
 
+def _json_key(key: Any) -> Any:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int | float):
+        return str(key)
+    return key
+
+
+def as_json(data: Any) -> Any:
+    """Mapping keys as JSON has them: strings (`8080:` → `"8080"`), as Kubernetes converts."""
+    if isinstance(data, dict):
+        return {_json_key(key): as_json(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [as_json(item) for item in data]
+    return data
+
+
 def loads(text: str) -> Any:
-    """Parse one YAML document with `KubeLoader` (no line index)."""
-    return yaml.load(text, Loader=KubeLoader)  # noqa: S506 - KubeLoader is a SafeLoader
+    """Parse one YAML document with `KubeLoader` (no line index), keys as JSON strings."""
+    return as_json(yaml.load(text, Loader=KubeLoader))  # noqa: S506 - KubeLoader is a SafeLoader
 
 
 _SEPARATOR = re.compile(r"^---(?:[ \t].*)?$")
@@ -175,12 +194,15 @@ def parse_documents(text: str) -> list[Document]:
             node = loader.get_single_node()
             if node is None:
                 continue
-            document.data = loader.construct_document(node)
+            document.data = as_json(loader.construct_document(node))
             lines: dict[Path, int] = {}
             _index(node, (), offset, lines)
             document.lines = LineIndex(lines, first_line=node.start_mark.line + 1 + offset)
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
+            if error.context_mark is not None and "<stream end>" in (error.problem or ""):
+                # "expected ']' but got end of document": the opening bracket is the news.
+                mark = error.context_mark
             document.error_line = mark.line + 1 + offset if mark else offset + 1
             document.error = " ".join(
                 part for part in (error.context, error.problem) if part
