@@ -8,7 +8,7 @@ schema cannot be dropped silently.
 
 Run it from the repository root after updating the schema:
 
-    .venv/bin/python -m meshcore.config.codegen ../shared/istio/crd-all.gen.yaml
+    PYTHONPATH=python .venv/bin/python -m meshcore.config.codegen ../shared/istio/crd-all.gen.yaml
     .venv/bin/ruff format python/meshcore/config
 
 Class names are Istio's protobuf message names where `NAMES` gives one, otherwise derived

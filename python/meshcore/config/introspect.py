@@ -49,8 +49,8 @@ def _walk_type(annotation: Any, path: str, out: set[str], seen: frozenset[type])
             _walk_type(info.annotation, child, out, seen | {annotation})
 
 
-def model_paths(model: type[BaseModel], root: str) -> set[str]:
-    """Every generic field path under `root` that `model` accepts."""
+def model_paths(model: Any, root: str) -> set[str]:
+    """Every generic field path under `root` that `model` (a model class or annotation) accepts."""
     out: set[str] = set()
     _walk_type(model, root, out, frozenset())
     return out

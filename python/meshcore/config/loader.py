@@ -131,6 +131,8 @@ def _message(error: dict[str, Any]) -> str:
         text = text.removeprefix("Value error, ")
     elif error["type"] == "extra_forbidden":
         text = "unknown field"
+    elif error["type"] == "missing":
+        text = "required field is missing"
     elif error["type"] == "literal_error":
         text = f"{text}, got {error['input']!r}"
     elif error["type"] in (

@@ -35,7 +35,6 @@ UNIMPLEMENTED: dict[str, tuple[str, ...]] = {
         "spec.http[].mirrors",
         "spec.http[].redirect",
         "spec.http[].retries.backoff",
-        "spec.http[].retries.backoffOptions",
         "spec.http[].retries.retryIgnorePreviousHosts",
         "spec.http[].retries.retryRemoteLocalities",
         "spec.http[].rewrite",

@@ -200,10 +200,10 @@ def parse_documents(text: str) -> list[Document]:
             document.lines = LineIndex(lines, first_line=node.start_mark.line + 1 + offset)
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
-            if error.context_mark is not None and "<stream end>" in (error.problem or ""):
-                # "expected ']' but got end of document": the opening bracket is the news.
-                mark = error.context_mark
             document.error_line = mark.line + 1 + offset if mark else offset + 1
+            if "<stream end>" in (error.problem or ""):
+                # "expected ']' but the document ended": point at its last line, not past it.
+                document.error_line = offset + len(chunk.rstrip().splitlines())
             document.error = " ".join(
                 part for part in (error.context, error.problem) if part
             ) or str(error)

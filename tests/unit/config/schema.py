@@ -81,7 +81,7 @@ def map_key(node: Schema) -> str:
     return "key"
 
 
-def legal_string(node: Schema, name: str) -> str:
+def legal_string(node: Schema, name: str) -> str:  # noqa: PLR0911 - one legal value per rule
     rules = " ".join(rules_of(node))
     if "duration(" in rules:
         return "5s"
@@ -104,7 +104,7 @@ def legal_string(node: Schema, name: str) -> str:
 def legal_int(node: Schema) -> int:
     low = node.get("minimum", 1)
     high = node.get("maximum", 2**31 - 1)
-    return max(min(1, high), low)
+    return int(max(min(1, high), low))
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,12 @@ VARIANTS = (Choice(0), Choice(1), Choice(-1))
 
 
 def _on_path(path: str, want: str) -> bool:
-    return want == path or want.startswith(path) and want[len(path)] in ".[{"
+    return want == path or (want.startswith(path) and want[len(path)] in ".[{")
 
 
-def generate(node: Schema, choice: Choice, name: str = "", path: str = "spec", want: str = "") -> Any:
+def generate(  # noqa: PLR0911 - one return per schema type
+    node: Schema, choice: Choice, name: str = "", path: str = "spec", want: str = ""
+) -> Any:
     """A legal value filling every field of `node` (one branch per exclusive group).
 
     In each exclusive group the branch on the way to `want` is kept, else `choice` picks.

@@ -118,7 +118,9 @@ def cel_cases() -> list[Any]:
                     mutation = _at_most_one_mutation(rule["rule"])
                 else:
                     mutation = MUTATIONS[message]
-                cases.append(pytest.param(kind, path, mutation, message, id=f"{kind}:{path}:{message}"))
+                cases.append(
+                    pytest.param(kind, path, mutation, message, id=f"{kind}:{path}:{message}")
+                )
     return cases
 
 

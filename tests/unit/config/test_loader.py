@@ -29,8 +29,16 @@ def test_documentation_examples_load_without_errors() -> None:
     kinds = sorted({r.kind for r in result.resources})
     assert kinds == sorted(
         {
-            "AuthorizationPolicy", "Deployment", "DestinationRule", "Gateway", "Namespace",
-            "PeerAuthentication", "RequestAuthentication", "Service", "ServiceEntry", "Sidecar",
+            "AuthorizationPolicy",
+            "Deployment",
+            "DestinationRule",
+            "Gateway",
+            "Namespace",
+            "PeerAuthentication",
+            "RequestAuthentication",
+            "Service",
+            "ServiceEntry",
+            "Sidecar",
             "VirtualService",
         }
     )
@@ -44,7 +52,12 @@ def test_canary_split_and_header_match_are_typed() -> None:
     assert jason.exact == "jason"
     weights = [d.weight for d in reviews.spec.http[1].route or []]
     assert weights == [90, 10]
-    subsets = [s.name for r in result.resources if isinstance(r, DestinationRule) for s in r.spec.subsets or []]
+    subsets = [
+        s.name
+        for r in result.resources
+        if isinstance(r, DestinationRule)
+        for s in r.spec.subsets or []
+    ]
     assert subsets == ["v1", "v2", "v3"]
 
 
@@ -56,13 +69,18 @@ def test_ipv6_in_flow_sequence_is_a_string() -> None:
 
 def test_port_keys_and_kubernetes_lists() -> None:
     result = load_paths([FIXTURES / "valid"])
-    finance = next(r for r in result.resources if isinstance(r, PeerAuthentication) and r.metadata.name == "finance")
+    finance = next(
+        r
+        for r in result.resources
+        if isinstance(r, PeerAuthentication) and r.metadata.name == "finance"
+    )
     assert finance.spec.port_level_mtls is not None
     assert list(finance.spec.port_level_mtls) == ["8080"]
     namespace = next(r for r in result.resources if isinstance(r, Namespace))
     assert namespace.metadata.labels == {"istio-injection": "enabled"}
     service = next(r for r in result.resources if isinstance(r, Service))
-    assert service.spec.ports is not None and service.spec.ports[0].target_port == 9080
+    assert service.spec.ports is not None
+    assert service.spec.ports[0].target_port == 9080
     deployment = next(r for r in result.resources if isinstance(r, Deployment))
     assert deployment.spec.template.metadata.labels == {"app": "reviews", "version": "v1"}
 
@@ -71,7 +89,12 @@ def test_port_keys_and_kubernetes_lists() -> None:
     ("fixture", "path", "line", "text"),
     [
         ("bad-weight.yaml", "spec.http[0].route[1].weight", 12, "weight -10 < 0"),
-        ("exact-and-prefix.yaml", "spec.http[0].match[0].uri", 9, "only one of exact, prefix, regex"),
+        (
+            "exact-and-prefix.yaml",
+            "spec.http[0].match[0].uri",
+            9,
+            "only one of exact, prefix, regex",
+        ),
         ("no-routes.yaml", "spec", 5, "http, tcp or tls must be provided"),
         ("bad-regex.yaml", "spec.http[0].match[0].uri.regex", 10, "RE2"),
         ("port-level-mtls.yaml", "spec", 5, "portLevelMtls requires selector"),
@@ -115,10 +138,16 @@ spec: {host: c}
     result = load_text(text, "mixed.yaml")
     assert [r.metadata.name for r in result.resources] == ["a", "c"]
     by_code = {d.code: d for d in result.diagnostics}
-    assert by_code["MC0001"].document == 1 and by_code["MC0001"].line == 6
-    assert by_code["MC0002"].level is Level.WARNING and "Widget" in by_code["MC0002"].message
+    assert by_code["MC0001"].document == 1
+    assert by_code["MC0001"].line == 6
+    assert by_code["MC0002"].level is Level.WARNING
+    assert "Widget" in by_code["MC0002"].message
     unknown = by_code["IST0106"]
-    assert (unknown.path, unknown.message, unknown.line) == ("spec.unknownField", "unknown field", 15)
+    assert (unknown.path, unknown.message, unknown.line) == (
+        "spec.unknownField",
+        "unknown field",
+        15,
+    )
     assert unknown.origin == "DestinationRule default/b"
 
 

@@ -103,8 +103,15 @@ def bound_cases() -> list[Any]:
                 cases.append(pytest.param(kind, path, ok, True, id=f"{path}-maxLength-ok"))
                 cases.append(pytest.param(kind, path, ok + "a", False, id=f"{path}-maxLength-bad"))
             if "maxItems" in node:
-                cases.append(pytest.param(kind, path, ("items", node["maxItems"] + 1), False,
-                                          id=f"{path}-maxItems-bad"))
+                cases.append(
+                    pytest.param(
+                        kind,
+                        path,
+                        ("items", node["maxItems"] + 1),
+                        False,
+                        id=f"{path}-maxItems-bad",
+                    )
+                )
             if node.get("type") == "integer":
                 cases.append(pytest.param(kind, path, "1", False, id=f"{path}-string-for-int"))
             if node.get("type") == "boolean":
@@ -136,7 +143,9 @@ def test_bounds_and_enums(kind: str, path: str, value: Any, accepted: bool) -> N
 @pytest.mark.parametrize("kind", KINDS)
 def test_unknown_fields_rejected_everywhere(kind: str) -> None:
     obj = maximal_object(kind)
-    objects = [p for p, n in walk(spec_schema(kind)) if n.get("type") == "object" and "properties" in n]
+    objects = [
+        p for p, n in walk(spec_schema(kind)) if n.get("type") == "object" and "properties" in n
+    ]
     for path in objects:
         found = find_variant(kind, path)
         assert found is not None
