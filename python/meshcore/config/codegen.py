@@ -8,7 +8,7 @@ schema cannot be dropped silently.
 
 Run it from the repository root after updating the schema:
 
-    PYTHONPATH=python .venv/bin/python -m meshcore.config.codegen ../shared/istio/crd-all.gen.yaml
+    .venv/bin/python -m meshcore.config.codegen tests/fixtures/istio/crd-all.gen.yaml
     .venv/bin/ruff format python/meshcore/config
 
 Class names are Istio's protobuf message names where `NAMES` gives one, otherwise derived

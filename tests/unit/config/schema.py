@@ -16,7 +16,7 @@ import yaml
 from meshcore.config.codegen import GROUPS, one_of_groups
 
 ROOT = Path(__file__).resolve().parents[3]
-CRD_PATH = ROOT.parent / "shared" / "istio" / "crd-all.gen.yaml"
+CRD_PATH = ROOT / "tests" / "fixtures" / "istio" / "crd-all.gen.yaml"
 KINDS = tuple(kind for _, kinds in GROUPS.values() for kind in kinds)
 
 Schema = dict[str, Any]

@@ -1,0 +1,1 @@
+"""The sidecar agent: control-plane client, certificate rotation, health and metrics."""

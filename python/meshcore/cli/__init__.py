@@ -1,0 +1,1 @@
+"""The ``meshcore`` command line (istioctl's role)."""

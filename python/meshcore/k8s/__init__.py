@@ -1,0 +1,1 @@
+"""Kubernetes integration: the only package that imports ``kubernetes``."""

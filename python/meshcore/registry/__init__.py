@@ -1,0 +1,1 @@
+"""Services and endpoints: from ServiceEntry/WorkloadEntry files, later from Kubernetes."""
