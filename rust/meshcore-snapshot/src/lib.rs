@@ -14,17 +14,31 @@ mod cluster;
 mod error;
 mod listener;
 mod parse;
+mod route;
+mod settings;
 mod validate;
 
-pub use cluster::{Cluster, Endpoint, LbPolicy};
+pub use cluster::{
+    Cluster, ClusterKind, ClusterProtocol, ConnectionPool, CookieHash, DEFAULT_CONNECT_TIMEOUT_MS,
+    Endpoint, HashPolicy, LbPolicy,
+};
 pub use error::{ErrorCode, SnapshotError};
-pub use listener::{Listener, Protocol, TcpRoute, WeightedCluster};
+pub use listener::{
+    DEFAULT_DETECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, Direction, Listener, Protocol, TcpRoute,
+    WeightedCluster,
+};
 pub use parse::{parse, parse_unvalidated};
+pub use route::{
+    DirectResponse, ForwardAction, HeaderOps, HttpWeightedCluster, KeyMatch, Origin, Redirect,
+    RegexRewrite, RetryPolicy, Rewrite, Route, RouteConfig, RouteMatch, StringMatch, VirtualHost,
+};
+pub use settings::{AccessLog, AccessLogFormat, ProxySettings};
 
 use serde::{Deserialize, Serialize};
 
-/// The schema generation this crate implements; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema generation this crate implements; bumped on incompatible changes
+/// (2 added HTTP routing; every version-1 document is still a valid version-2 one).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One proxy's complete configuration at one version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +47,11 @@ pub struct Snapshot {
     /// Opaque version chosen by the producer (the compiler uses a content hash).
     pub version: String,
     #[serde(default)]
+    pub settings: ProxySettings,
+    #[serde(default)]
     pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub route_configs: Vec<RouteConfig>,
     #[serde(default)]
     pub clusters: Vec<Cluster>,
 }
@@ -41,7 +59,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// Checks what the types alone cannot: references, duplicates and value ranges.
     ///
-    /// Returns every problem found, in document order (listeners, then clusters).
+    /// Returns every problem found, in document order (settings, listeners, route configs,
+    /// then clusters).
     pub fn validate(&self) -> Result<(), Vec<SnapshotError>> {
         validate::validate(self)
     }
@@ -49,5 +68,10 @@ impl Snapshot {
     /// Looks a cluster up by name.
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// Looks a route config up by name.
+    pub fn route_config(&self, name: &str) -> Option<&RouteConfig> {
+        self.route_configs.iter().find(|r| r.name == name)
     }
 }

@@ -1,19 +1,43 @@
-//! Listeners: a socket the proxy accepts on, and the L4 route it forwards to.
+//! Listeners: a socket the proxy accepts on, what it speaks, and where traffic goes.
 
 use serde::{Deserialize, Serialize};
 
 /// Envoy's tcp_proxy default: an hour without bytes either way closes the connection.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 3_600_000;
 
+/// How long an `auto` listener waits for the client's first bytes before treating the
+/// connection as opaque TCP (server-first protocols never send first).
+pub const DEFAULT_DETECT_TIMEOUT_MS: u64 = 5_000;
+
 fn default_idle_timeout_ms() -> u64 {
     DEFAULT_IDLE_TIMEOUT_MS
 }
 
-/// What a listener speaks. Version 1 forwards opaque TCP only.
+fn default_detect_timeout_ms() -> u64 {
+    DEFAULT_DETECT_TIMEOUT_MS
+}
+
+/// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
+    /// Opaque TCP through `tcp_route`.
     Tcp,
+    /// HTTP/1.1 or HTTP/2 (prior knowledge) through `route_config`.
+    Http,
+    /// Detect HTTP from the first bytes; anything else goes through `tcp_route`.
+    Auto,
+}
+
+/// Which way traffic flows through the listener, as Istio's metrics and flags name it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the local app to the mesh.
+    #[default]
+    Outbound,
+    /// From the mesh to the local app.
+    Inbound,
 }
 
 /// A bound socket. Listeners are reconciled by socket address (`address`, `port`), so a
@@ -26,12 +50,24 @@ pub struct Listener {
     pub address: String,
     pub port: u16,
     pub protocol: Protocol,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Accept absolute-form requests and `CONNECT` (an HTTP proxy for apps that are not
+    /// captured by iptables: the local mesh's outbound listener).
+    #[serde(default)]
+    pub http_proxy: bool,
+    /// `auto` only: how long to wait for the client's first bytes.
+    #[serde(default = "default_detect_timeout_ms")]
+    pub detect_timeout_ms: u64,
     /// Close a connection after this long with no bytes in either direction; 0 disables.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
-    /// Where connections go; required for `tcp`.
+    /// Where opaque TCP goes: required for `tcp`, the fallback for `auto`.
     #[serde(default)]
     pub tcp_route: Option<TcpRoute>,
+    /// The [`crate::RouteConfig`] HTTP requests are routed by: required for `http` and `auto`.
+    #[serde(default)]
+    pub route_config: Option<String>,
 }
 
 /// An L4 route: each new connection goes to one of these clusters, chosen by weight.
@@ -49,6 +85,6 @@ pub struct WeightedCluster {
     pub weight: u32,
 }
 
-fn default_weight() -> u32 {
+pub(crate) fn default_weight() -> u32 {
     1
 }

@@ -20,63 +20,49 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, Vec<SnapshotError>> {
 pub fn parse_unvalidated(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let document: Value = serde_json::from_slice(bytes)
         .map_err(|e| SnapshotError::new("", ErrorCode::Syntax, e.to_string()))?;
-    require_objects(&document)?;
-    serde_path_to_error::deserialize(&document).map_err(|e| structural_error(&e))
+    let snapshot: Snapshot =
+        serde_path_to_error::deserialize(&document).map_err(|e| structural_error(&e))?;
+    let normal = serde_json::to_value(&snapshot)
+        .map_err(|e| SnapshotError::new("", ErrorCode::InvalidValue, e.to_string()))?;
+    same_shape(&document, &normal, &mut String::new())?;
+    Ok(snapshot)
 }
 
 /// serde lets a struct be written as a JSON array of its fields in order; the contract
-/// (and pydantic) only knows objects, so every struct position must hold an object.
-fn require_objects(document: &Value) -> Result<(), SnapshotError> {
-    object(document, "")?;
-    for (i, listener) in items(document, "listeners") {
-        let at = format!("listeners[{i}]");
-        object(listener, &at)?;
-        if let Some(route) = listener.get("tcp_route").filter(|r| !r.is_null()) {
-            object(route, &format!("{at}.tcp_route"))?;
-            for (j, target) in items(route, "clusters") {
-                object(target, &format!("{at}.tcp_route.clusters[{j}]"))?;
-            }
-        }
-    }
-    for (i, cluster) in items(document, "clusters") {
-        let at = format!("clusters[{i}]");
-        object(cluster, &at)?;
-        for (j, endpoint) in items(cluster, "endpoints") {
-            object(endpoint, &format!("{at}.endpoints[{j}]"))?;
-        }
-    }
-    Ok(())
-}
-
-fn items<'a>(parent: &'a Value, key: &str) -> impl Iterator<Item = (usize, &'a Value)> {
-    parent
-        .get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-}
-
-fn object(value: &Value, path: &str) -> Result<(), SnapshotError> {
-    if value.is_object() {
-        Ok(())
-    } else {
-        Err(SnapshotError::new(
-            path,
+/// (and pydantic) only knows objects. The snapshot's own serialisation writes every struct
+/// as an object, so wherever the input has an array and the normal form an object, the
+/// input wrote a struct as an array.
+fn same_shape(input: &Value, normal: &Value, path: &mut String) -> Result<(), SnapshotError> {
+    match (input, normal) {
+        (Value::Array(_), Value::Object(_)) => Err(SnapshotError::new(
+            path.clone(),
             ErrorCode::InvalidType,
-            format!("expected an object, found {}", json_type(value)),
-        ))
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+            "expected an object, found an array",
+        )),
+        (Value::Array(items), Value::Array(normal_items)) => {
+            for (i, (item, normal_item)) in items.iter().zip(normal_items).enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                same_shape(item, normal_item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        (Value::Object(fields), Value::Object(normal_fields)) => {
+            for (key, value) in fields {
+                if let Some(normal_value) = normal_fields.get(key) {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    same_shape(value, normal_value, path)?;
+                    path.truncate(len);
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The shared golden fixtures (`tests/fixtures/snapshots/`), also read by pytest
 //! (`tests/contract/test_snapshot_fixtures.py`): valid snapshots normalise to the same JSON,
 //! invalid ones fail with the same path and code (and message, where the fixture gives one).
+//! `MESHCORE_UPDATE_GOLDENS=1 cargo test -p meshcore-snapshot` rewrites the normal forms.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,15 @@ fn valid_fixtures_normalise_to_their_golden_form() {
         let snapshot = meshcore_snapshot::parse(&bytes)
             .unwrap_or_else(|e| panic!("{} rejected: {e:?}", input.display()));
         let normalised = serde_json::to_value(&snapshot).expect("serialise");
+        if std::env::var_os("MESHCORE_UPDATE_GOLDENS").is_some() {
+            let text = serde_json::to_string_pretty(&normalised).expect("pretty");
+            let stem = input.file_stem().and_then(|s| s.to_str()).expect("stem");
+            fs::write(
+                input.with_file_name(format!("{stem}.normalized.json")),
+                text + "\n",
+            )
+            .expect("write golden");
+        }
         assert_eq!(
             normalised,
             sibling(&input, "normalized"),
