@@ -16,12 +16,13 @@ This layer imports only `meshcore.config`.
 
 from meshcore.registry.dns import Resolver, is_ip, system_resolver
 from meshcore.registry.files import EXPORT_TO_ANNOTATION, export_set, registry_from_resources
-from meshcore.registry.model import Resolution, Service, ServicePort, Workload
+from meshcore.registry.model import EMPTY_LABELS, Resolution, Service, ServicePort, Workload
 from meshcore.registry.protocol import PortProtocol, parse_protocol, port_protocol
 from meshcore.registry.registry import DEFAULT_DOMAIN_SUFFIX, MemoryRegistry, ServiceRegistry
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
+    "EMPTY_LABELS",
     "EXPORT_TO_ANNOTATION",
     "MemoryRegistry",
     "PortProtocol",

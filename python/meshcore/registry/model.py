@@ -16,13 +16,13 @@ from typing import Literal
 
 from meshcore.registry.protocol import PortProtocol
 
-EMPTY: Mapping[str, str] = MappingProxyType({})
+EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
 def frozen_map(values: Mapping[str, str] | None) -> Mapping[str, str]:
     """A read-only copy, keys sorted so iteration order never depends on input order."""
     if not values:
-        return EMPTY
+        return EMPTY_LABELS
     return MappingProxyType(dict(sorted(values.items())))
 
 
@@ -71,7 +71,7 @@ class Workload:
     """An IP literal, or a hostname for DNS-resolved services."""
     ports: Mapping[str, int] = field(default_factory=lambda: frozen_ports(None))
     """Port name → the port this workload listens on for it (overrides `targetPort`)."""
-    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY_LABELS)
     service_account: str = "default"
     weight: int = 1
 
