@@ -19,6 +19,7 @@ from meshcore import __version__
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sidecar": ("meshcore.cli.sidecar", "run a sidecar data plane"),
     "demo": ("meshcore.cli.demo", "run a local mesh with sample services and live traffic"),
+    "analyze": ("meshcore.cli.analyze", "analyze Istio and Kubernetes YAML like istioctl analyze"),
 }
 
 
