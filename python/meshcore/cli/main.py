@@ -19,6 +19,8 @@ from meshcore import __version__
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sidecar": ("meshcore.cli.sidecar", "run a sidecar data plane"),
     "demo": ("meshcore.cli.demo", "run a local mesh with sample services and live traffic"),
+    "compile": ("meshcore.cli.compile", "print the snapshot compiled for one proxy"),
+    "simulate": ("meshcore.cli.simulate", "show what the mesh does with one request, from config"),
     "analyze": ("meshcore.cli.analyze", "analyze Istio and Kubernetes YAML like istioctl analyze"),
 }
 
