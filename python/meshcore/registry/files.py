@@ -53,7 +53,11 @@ def registry_from_resources(
     items = list(resources)
     pods = [_pod_workload(p) for p in items if isinstance(p, Pod)]
     entries = [_entry_workload(w) for w in items if isinstance(w, WorkloadEntry)]
-    workloads = [w for w in (*pods, *entries) if w is not None]
+    # Sorted, so a service's endpoints come out in the same order whatever the file order.
+    workloads = sorted(
+        (w for w in (*pods, *entries) if w is not None),
+        key=lambda w: (w.namespace, w.name, w.kind, repr(w)),
+    )
     services: list[model.Service] = []
     for item in items:
         if isinstance(item, ServiceEntry):

@@ -72,10 +72,10 @@ class MemoryRegistry:
     ) -> None:
         self._domain_suffix = domain_suffix
         self._services: tuple[Service, ...] = tuple(
-            sorted(services, key=lambda s: (s.hostname, s.namespace, s.origin))
+            sorted(services, key=lambda s: (s.hostname, s.namespace, s.origin, repr(s)))
         )
         self._workloads: tuple[Workload, ...] = tuple(
-            sorted(workloads, key=lambda w: (w.namespace, w.name, w.kind != "Pod"))
+            sorted(workloads, key=lambda w: (w.namespace, w.name, w.kind != "Pod", repr(w)))
         )
         by_host: dict[str, list[Service]] = defaultdict(list)
         by_workload: dict[tuple[str, str, str], list[Service]] = defaultdict(list)

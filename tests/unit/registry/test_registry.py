@@ -94,7 +94,7 @@ spec:
 """
 
 
-def _registry(text: str):  # type: ignore[no-untyped-def]
+def _registry(text: str):
     result = load_text(text)
     assert [d.format_text() for d in result.errors] == []
     return registry_from_resources(result.resources)
