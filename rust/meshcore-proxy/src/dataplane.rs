@@ -255,7 +255,9 @@ impl DataPlane {
         if control.runtimes.is_none() {
             return Err(self.shared.reject(ApplyError::ShutDown));
         }
-        let table = RoutingTable::compile(&snapshot, &self.shared.table.load());
+        let table =
+            RoutingTable::compile(&snapshot, &self.shared.table.load(), &self.shared.totals)
+                .map_err(|e| self.shared.reject(e))?;
         let sockets = control
             .listeners
             .bind_new(&snapshot, &control.accept.runtime)

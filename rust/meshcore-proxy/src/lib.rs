@@ -30,6 +30,7 @@ mod copy;
 pub mod dataplane;
 mod drain;
 mod error;
+mod http;
 mod listener;
 mod options;
 mod routing;

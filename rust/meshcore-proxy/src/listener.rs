@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use meshcore_snapshot::Snapshot;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::drain::Drain;
 use crate::error::ApplyError;
+use crate::http;
 use crate::routing::{RoutingTable, socket_address};
 use crate::stats::{DownstreamMeter, ListenerCounters, ListenerStats, TotalCounters};
 use crate::tcp_proxy;
@@ -281,9 +283,24 @@ async fn accept_loop(
                 };
                 let meter =
                     DownstreamMeter::open(Arc::clone(&counters), Arc::clone(&context.totals));
-                context
-                    .drain
-                    .spawn_connection(tcp_proxy::serve(stream, peer, route, meter));
+                if route.protocol == meshcore_snapshot::Protocol::Tcp {
+                    context.drain.spawn_connection(tcp_proxy::serve(
+                        stream,
+                        Bytes::new(),
+                        peer,
+                        route,
+                        meter,
+                    ));
+                } else {
+                    context.drain.spawn_connection(http::serve_connection(
+                        stream,
+                        peer,
+                        route,
+                        Arc::clone(&context.table),
+                        Arc::clone(&counters),
+                        meter,
+                    ));
+                }
             }
             Err(e) => {
                 warn!(%address, error = %e, "accept failed");

@@ -1,25 +1,37 @@
-//! The compiled routing table: what each listening socket routes to, and the clusters
-//! with their endpoint pickers, published as one [`ArcSwap`](arc_swap::ArcSwap) value.
+//! The compiled routing table: what each listening socket does, the route configs, the
+//! clusters with their endpoint pickers and pools, and the HTTP settings, published as
+//! one [`ArcSwap`](arc_swap::ArcSwap) value.
 //!
-//! A table is built completely from a validated snapshot before it is published; the
-//! accept path only `load()`s it and never waits on a writer. A connection holds the
-//! `Arc`s of the route and cluster it started with, so it keeps them across applies.
+//! A table is built completely from a validated snapshot before it is published (regexes
+//! compiled, virtual hosts indexed, balancers built, the access log opened); the request
+//! path only `load()`s it and never waits on a writer. A connection holds the `Arc`s of
+//! the listener route and cluster it started with; an HTTP request loads the table when
+//! it arrives, so keep-alive connections see new routes at their next request.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshcore_snapshot::{Listener, Snapshot};
+use meshcore_snapshot::{ErrorCode, Listener, Protocol, Snapshot, SnapshotError};
 
 use crate::balancer::WeightedRandom;
 use crate::cluster::Cluster;
-use crate::stats::ClusterCounters;
+use crate::error::ApplyError;
+use crate::http::HttpSettings;
+use crate::http::access_log::AccessLogger;
+use crate::http::router::RouteTable;
+use crate::stats::{ClusterCounters, TotalCounters};
 
 /// What one listening socket does with a new connection.
 #[derive(Debug)]
 pub(crate) struct ListenerRoute {
     pub(crate) name: String,
+    pub(crate) protocol: Protocol,
+    pub(crate) http_proxy: bool,
+    pub(crate) detect_timeout: Duration,
+    /// The route config HTTP requests are routed by.
+    pub(crate) route_config: Option<String>,
     /// `None` when the snapshot disables it (0).
     pub(crate) idle_timeout: Option<Duration>,
     clusters: Vec<Arc<Cluster>>,
@@ -27,7 +39,7 @@ pub(crate) struct ListenerRoute {
 }
 
 impl ListenerRoute {
-    /// A cluster of the route, chosen at random by weight.
+    /// A cluster of the listener's `tcp_route`, chosen at random by weight.
     pub(crate) fn pick_cluster(&self) -> Option<&Arc<Cluster>> {
         self.picker.pick().and_then(|i| self.clusters.get(i))
     }
@@ -36,38 +48,96 @@ impl ListenerRoute {
 #[derive(Debug, Default)]
 pub(crate) struct RoutingTable {
     routes: HashMap<SocketAddr, Arc<ListenerRoute>>,
+    route_configs: HashMap<String, Arc<RouteTable>>,
     /// In snapshot order, for reports.
     clusters: Vec<Arc<Cluster>>,
+    pub(crate) http: Arc<HttpSettings>,
 }
 
 impl RoutingTable {
-    /// Builds the table of a validated snapshot, carrying cluster counters over from
-    /// `previous` by cluster name.
-    pub(crate) fn compile(snapshot: &Snapshot, previous: &RoutingTable) -> Self {
+    /// Builds the table of a validated snapshot, carrying cluster counters, endpoint pools
+    /// and the access log writer over from `previous`.
+    pub(crate) fn compile(
+        snapshot: &Snapshot,
+        previous: &RoutingTable,
+        totals: &Arc<TotalCounters>,
+    ) -> Result<Self, ApplyError> {
+        let settings = &snapshot.settings;
         let mut by_name: HashMap<&str, Arc<Cluster>> = HashMap::new();
         let mut clusters = Vec::with_capacity(snapshot.clusters.len());
         for spec in &snapshot.clusters {
-            let counters = previous
-                .cluster(&spec.name)
+            let before = previous.cluster(&spec.name);
+            let counters = before
                 .map(|c| Arc::clone(&c.counters))
                 .unwrap_or_else(|| Arc::new(ClusterCounters::default()));
-            let cluster = Arc::new(Cluster::compile(spec, counters));
+            let cluster = Arc::new(Cluster::compile(
+                spec,
+                counters,
+                before.map(|c| &**c),
+                settings.preserve_header_case,
+            ));
             by_name
                 .entry(spec.name.as_str())
                 .or_insert_with(|| Arc::clone(&cluster));
             clusters.push(cluster);
         }
+        let mut route_configs = HashMap::with_capacity(snapshot.route_configs.len());
+        for (i, spec) in snapshot.route_configs.iter().enumerate() {
+            let table = RouteTable::compile(i, spec, &by_name).map_err(|e| {
+                ApplyError::Invalid(vec![SnapshotError::new(
+                    e.path.clone(),
+                    ErrorCode::InvalidValue,
+                    e.source.to_string(),
+                )])
+            })?;
+            route_configs.insert(spec.name.clone(), Arc::new(table));
+        }
+        let access_log = match &settings.access_log {
+            None => None,
+            Some(config) => match previous
+                .http
+                .access_log
+                .as_ref()
+                .filter(|l| l.config == *config)
+            {
+                Some(kept) => Some(Arc::clone(kept)),
+                None => Some(Arc::new(
+                    AccessLogger::start(config, Arc::clone(totals)).map_err(|e| {
+                        ApplyError::Invalid(vec![SnapshotError::new(
+                            "settings.access_log.path",
+                            ErrorCode::InvalidValue,
+                            format!("cannot open {}: {e}", config.path),
+                        )])
+                    })?,
+                )),
+            },
+        };
+        let http = Arc::new(HttpSettings {
+            preserve_header_case: settings.preserve_header_case,
+            max_header_bytes: settings.max_request_headers_kb as usize * 1024,
+            max_headers: settings.max_request_headers as usize,
+            access_log,
+        });
         let mut routes = HashMap::with_capacity(snapshot.listeners.len());
         for listener in &snapshot.listeners {
             if let Some(address) = socket_address(listener) {
                 routes.insert(address, Arc::new(compile_route(listener, &by_name)));
             }
         }
-        Self { routes, clusters }
+        Ok(Self {
+            routes,
+            route_configs,
+            clusters,
+            http,
+        })
     }
 
     pub(crate) fn route(&self, address: &SocketAddr) -> Option<Arc<ListenerRoute>> {
         self.routes.get(address).cloned()
+    }
+
+    pub(crate) fn route_config(&self, name: &str) -> Option<Arc<RouteTable>> {
+        self.route_configs.get(name).cloned()
     }
 
     pub(crate) fn clusters(&self) -> &[Arc<Cluster>] {
@@ -91,6 +161,10 @@ fn compile_route(listener: &Listener, clusters: &HashMap<&str, Arc<Cluster>>) ->
     }
     ListenerRoute {
         name: listener.name.clone(),
+        protocol: listener.protocol,
+        http_proxy: listener.http_proxy,
+        detect_timeout: Duration::from_millis(listener.detect_timeout_ms),
+        route_config: listener.route_config.clone(),
         idle_timeout: (listener.idle_timeout_ms > 0)
             .then(|| Duration::from_millis(listener.idle_timeout_ms)),
         clusters: targets,

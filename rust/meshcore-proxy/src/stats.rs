@@ -6,10 +6,15 @@
 //! counters belong to the cluster *name*, so they persist across applies while the name
 //! does. Per-listener counters belong to the *socket*, like the listener itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use hyper::StatusCode;
 use serde::Serialize;
+
+use crate::http::Detected;
+use crate::http::respond::ResponseFlag;
 
 /// A point-in-time report of the data plane.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,12 +41,19 @@ pub struct TotalStats {
     pub bytes_upstream: u64,
     /// Bytes forwarded server → client.
     pub bytes_downstream: u64,
-    /// Upstream connects that failed or timed out.
+    /// Upstream connects that failed or timed out (L4).
     pub connect_failures: u64,
-    /// Connections closed because the chosen cluster had no endpoint.
+    /// Connections closed because the chosen cluster had no endpoint (L4).
     pub no_healthy_upstream: u64,
     /// Connections closed because no bytes moved for the listener's idle timeout.
     pub idle_timeouts: u64,
+    /// HTTP requests received (both versions, all listeners).
+    pub http_requests: u64,
+    /// Requests by Envoy response flag (`NR`, `UH`, `UF`, `UC`, `UT`, `URX`, `DPE`, `DC`,
+    /// `UO`, `UPE`); every flag is listed, zero or not.
+    pub response_flags: BTreeMap<String, u64>,
+    /// Access log records dropped because the writer fell behind.
+    pub access_log_dropped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +65,13 @@ pub struct ListenerStats {
     pub connections_active: u64,
     /// Removed from the config: no longer accepting, listed while connections remain.
     pub draining: bool,
+    /// Protocol detection outcomes (`http` and `auto` listeners): HTTP/1, HTTP/2 preface,
+    /// other bytes, and no bytes within `detect_timeout_ms`.
+    pub detected_http1: u64,
+    pub detected_http2: u64,
+    pub detected_tcp: u64,
+    pub detect_timeouts: u64,
+    pub http_requests: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,6 +84,13 @@ pub struct ClusterStats {
     pub bytes_downstream: u64,
     pub connect_failures: u64,
     pub no_healthy_upstream: u64,
+    /// HTTP requests routed to the cluster, retries, and upstream responses by class.
+    pub http_requests: u64,
+    pub http_retries: u64,
+    pub responses_2xx: u64,
+    pub responses_3xx: u64,
+    pub responses_4xx: u64,
+    pub responses_5xx: u64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -85,6 +111,9 @@ pub(crate) struct TotalCounters {
     connect_failures: AtomicU64,
     no_healthy_upstream: AtomicU64,
     idle_timeouts: AtomicU64,
+    http_requests: AtomicU64,
+    flags: [AtomicU64; ResponseFlag::ALL.len()],
+    access_log_dropped: AtomicU64,
 }
 
 impl TotalCounters {
@@ -100,11 +129,33 @@ impl TotalCounters {
             connect_failures: read(&self.connect_failures),
             no_healthy_upstream: read(&self.no_healthy_upstream),
             idle_timeouts: read(&self.idle_timeouts),
+            http_requests: read(&self.http_requests),
+            response_flags: ResponseFlag::ALL
+                .iter()
+                .map(|f| (f.code().to_string(), read(&self.flags[*f as usize])))
+                .collect(),
+            access_log_dropped: read(&self.access_log_dropped),
         }
     }
 
     pub(crate) fn idle_timeout(&self) {
         add(&self.idle_timeouts, 1);
+    }
+
+    pub(crate) fn http_request(&self) {
+        add(&self.http_requests, 1);
+    }
+
+    pub(crate) fn flag(&self, flag: ResponseFlag) {
+        add(&self.flags[flag as usize], 1);
+    }
+
+    pub(crate) fn access_log_dropped(&self) {
+        add(&self.access_log_dropped, 1);
+    }
+
+    pub(crate) fn add_bytes_downstream(&self, n: u64) {
+        add(&self.bytes_downstream, n);
     }
 }
 
@@ -117,6 +168,9 @@ pub(crate) struct ClusterCounters {
     bytes_downstream: AtomicU64,
     connect_failures: AtomicU64,
     no_healthy_upstream: AtomicU64,
+    http_requests: AtomicU64,
+    http_retries: AtomicU64,
+    responses: [AtomicU64; 4],
 }
 
 impl ClusterCounters {
@@ -129,7 +183,32 @@ impl ClusterCounters {
             bytes_downstream: read(&self.bytes_downstream),
             connect_failures: read(&self.connect_failures),
             no_healthy_upstream: read(&self.no_healthy_upstream),
+            http_requests: read(&self.http_requests),
+            http_retries: read(&self.http_retries),
+            responses_2xx: read(&self.responses[0]),
+            responses_3xx: read(&self.responses[1]),
+            responses_4xx: read(&self.responses[2]),
+            responses_5xx: read(&self.responses[3]),
         }
+    }
+
+    pub(crate) fn request(&self) {
+        add(&self.http_requests, 1);
+    }
+
+    pub(crate) fn retry(&self) {
+        add(&self.http_retries, 1);
+    }
+
+    pub(crate) fn response(&self, status: StatusCode) {
+        let class = (status.as_u16() / 100) as usize;
+        if (2..=5).contains(&class) {
+            add(&self.responses[class - 2], 1);
+        }
+    }
+
+    pub(crate) fn add_bytes_downstream(&self, n: u64) {
+        add(&self.bytes_downstream, n);
     }
 }
 
@@ -138,11 +217,30 @@ impl ClusterCounters {
 pub(crate) struct ListenerCounters {
     connections_opened: AtomicU64,
     connections_active: AtomicU64,
+    detected_http1: AtomicU64,
+    detected_http2: AtomicU64,
+    detected_tcp: AtomicU64,
+    detect_timeouts: AtomicU64,
+    http_requests: AtomicU64,
 }
 
 impl ListenerCounters {
     pub(crate) fn active(&self) -> u64 {
         read(&self.connections_active)
+    }
+
+    pub(crate) fn detected(&self, detected: Detected) {
+        match detected {
+            Detected::Http1 => add(&self.detected_http1, 1),
+            Detected::Http2 => add(&self.detected_http2, 1),
+            Detected::Opaque => add(&self.detected_tcp, 1),
+            Detected::Timeout => add(&self.detect_timeouts, 1),
+            Detected::Closed => {}
+        }
+    }
+
+    pub(crate) fn http_request(&self) {
+        add(&self.http_requests, 1);
     }
 
     pub(crate) fn report(
@@ -158,6 +256,11 @@ impl ListenerCounters {
             connections_opened: read(&self.connections_opened),
             connections_active: read(&self.connections_active),
             draining,
+            detected_http1: read(&self.detected_http1),
+            detected_http2: read(&self.detected_http2),
+            detected_tcp: read(&self.detected_tcp),
+            detect_timeouts: read(&self.detect_timeouts),
+            http_requests: read(&self.http_requests),
         }
     }
 }

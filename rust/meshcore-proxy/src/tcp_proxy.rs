@@ -1,4 +1,5 @@
-//! One downstream connection's life: pick a cluster → pick an endpoint → connect →
+//! One opaque TCP connection's life (a `tcp` listener, or an `auto` listener's non-HTTP
+//! connection, whose already-read bytes come as `prefix`): pick a cluster → pick an endpoint → connect →
 //! copy both ways → close.
 //!
 //! A connection that cannot be forwarded (no endpoint, connect failed or timed out) is
@@ -8,6 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -18,6 +21,7 @@ use crate::stats::{DownstreamMeter, UpstreamMeter};
 /// Serves one accepted connection with the route the listener had when it was accepted.
 pub(crate) async fn serve(
     downstream: TcpStream,
+    prefix: Bytes,
     peer: SocketAddr,
     route: Arc<ListenerRoute>,
     meter: DownstreamMeter,
@@ -30,13 +34,16 @@ pub(crate) async fn serve(
         meter.no_healthy_upstream(None);
         return;
     };
-    let Some(endpoint) = cluster.pick_endpoint() else {
+    let Some(endpoint) = cluster.pick_endpoint(peer.ip()) else {
         debug!(%peer, listener = %route.name, cluster = %cluster.name, "no healthy upstream");
         meter.no_healthy_upstream(Some(&cluster.counters));
         return;
     };
-    let upstream = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(endpoint))
-        .await
+    let mut upstream = match tokio::time::timeout(
+        cluster.connect_timeout,
+        TcpStream::connect(endpoint),
+    )
+    .await
     {
         Ok(Ok(upstream)) => upstream,
         Ok(Err(e)) => {
@@ -54,6 +61,14 @@ pub(crate) async fn serve(
         debug!(%endpoint, error = %e, "cannot set TCP_NODELAY upstream");
     }
     let upstream_meter = UpstreamMeter::open(Arc::clone(&cluster.counters), meter.totals_arc());
+    // Bytes read while detecting the protocol go first.
+    if !prefix.is_empty() {
+        if let Err(e) = upstream.write_all(&prefix).await {
+            debug!(%peer, %endpoint, error = %e, "connection failed");
+            return;
+        }
+        upstream_meter.upstream(prefix.len() as u64);
+    }
     match copy_bidirectional(downstream, upstream, route.idle_timeout, &upstream_meter).await {
         CopyEnd::Completed => debug!(%peer, %endpoint, "connection completed"),
         CopyEnd::IdleTimeout => {

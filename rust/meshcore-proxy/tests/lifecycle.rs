@@ -112,14 +112,17 @@ fn admin_server_answers_ready_stats_and_config_dump() {
     assert_eq!(
         keys(&stats["totals"]),
         [
+            "access_log_dropped",
             "bytes_downstream",
             "bytes_upstream",
             "connect_failures",
             "connections_active",
             "connections_closed",
             "connections_opened",
+            "http_requests",
             "idle_timeouts",
-            "no_healthy_upstream"
+            "no_healthy_upstream",
+            "response_flags"
         ]
     );
     assert_eq!(
@@ -128,7 +131,12 @@ fn admin_server_answers_ready_stats_and_config_dump() {
             "address",
             "connections_active",
             "connections_opened",
+            "detect_timeouts",
+            "detected_http1",
+            "detected_http2",
+            "detected_tcp",
             "draining",
+            "http_requests",
             "name",
             "port"
         ]
@@ -141,8 +149,14 @@ fn admin_server_answers_ready_stats_and_config_dump() {
             "connect_failures",
             "connections_active",
             "connections_opened",
+            "http_requests",
+            "http_retries",
             "name",
-            "no_healthy_upstream"
+            "no_healthy_upstream",
+            "responses_2xx",
+            "responses_3xx",
+            "responses_4xx",
+            "responses_5xx"
         ]
     );
     assert_eq!(stats["version"], "v1");

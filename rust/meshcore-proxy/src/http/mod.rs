@@ -1,0 +1,145 @@
+//! The L7 data plane: HTTP/1.1 and HTTP/2 proxying with VirtualService routing.
+//!
+//! One connection, and each request on it, goes through these phases in this order (the
+//! shape of pingora's phase chart and linkerd's inbound stack); each phase lives in its
+//! own file, and the code below calls them in the order drawn:
+//!
+//! ```text
+//!  accept           listener.rs      a listener socket accepts; protocol tcp → tcp_proxy.rs
+//!    │
+//!  detect           http/detect.rs   HTTP/2 preface │ HTTP/1 request line │ opaque / timeout
+//!    │                               (opaque on `auto` → tcp_route via tcp_proxy.rs)
+//!  serve            http/server.rs   hyper HTTP/1.1 or HTTP/2 server; per request:
+//!    │
+//!  limits           http/server.rs   header size / count → 431 DPE
+//!    │
+//!  route            http/router.rs   virtual host by authority → first matching route
+//!    │              http/matcher.rs  (no host / no route → 404 NR)
+//!    │                               redirect / direct_response → local reply
+//!    │                               CONNECT on an http_proxy listener → http/tunnel.rs
+//!  pick upstream    http/upstream.rs weighted cluster → header edits, rewrite
+//!    │              balancer/*       endpoint by lb_policy (+ hash policy) (none → 503 UH)
+//!  upstream request http/pool.rs     pooled HTTP/1 or multiplexed HTTP/2 connection
+//!    │              http/upstream.rs per-try timeout, retries, route timeout
+//!    │                               (connect → UF, reset → UC, timeout → UT, full → UO)
+//!  response         http/upstream.rs response header edits; upgrades spliced (tunnel.rs)
+//!    │              http/respond.rs  every local reply: flag, proxy-status, decision header
+//!  log              http/access_log.rs  when the response body ends: flags counted,
+//!                                       record queued for the writer thread
+//! ```
+
+// A local reply is made once per failed request, never on the forwarding fast path; boxing
+// it would only add an allocation to the error path.
+#![allow(clippy::result_large_err)]
+
+pub(crate) mod access_log;
+pub(crate) mod body;
+mod detect;
+pub(crate) mod headers;
+pub(crate) mod matcher;
+pub(crate) mod pool;
+pub(crate) mod respond;
+pub(crate) mod rewrite;
+pub(crate) mod router;
+pub(crate) mod server;
+mod tunnel;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
+use meshcore_snapshot::Protocol;
+use tokio::net::TcpStream;
+use tracing::debug;
+
+pub(crate) use detect::Detected;
+
+use self::access_log::AccessLogger;
+use self::detect::{Prefixed, detect};
+use self::pool::Wire;
+use self::server::Downstream;
+use crate::routing::{ListenerRoute, RoutingTable};
+use crate::stats::{DownstreamMeter, ListenerCounters, TotalCounters};
+use crate::tcp_proxy;
+
+/// The snapshot's proxy-wide HTTP settings, compiled.
+#[derive(Debug)]
+pub(crate) struct HttpSettings {
+    pub(crate) preserve_header_case: bool,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) access_log: Option<Arc<AccessLogger>>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            preserve_header_case: false,
+            max_header_bytes: 60 * 1024,
+            max_headers: 100,
+            access_log: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Hyper's read buffer: room for twice the configured headers, so a request just over
+    /// the limit still parses and gets an explained 431 rather than hyper's bare one.
+    fn parser_buffer(&self) -> usize {
+        (self.max_header_bytes * 2 + 8 * 1024).max(8 * 1024)
+    }
+
+    fn parser_headers(&self) -> usize {
+        self.max_headers * 2 + 16
+    }
+}
+
+/// Serves one accepted connection of an `http` or `auto` listener.
+pub(crate) async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerRoute>,
+    table: Arc<ArcSwap<RoutingTable>>,
+    counters: Arc<ListenerCounters>,
+    meter: DownstreamMeter,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY downstream");
+    }
+    let mut buffer = BytesMut::with_capacity(1024);
+    let auto = listener.protocol == Protocol::Auto;
+    let timeout = auto.then_some(listener.detect_timeout);
+    let detected = match detect(&mut stream, &mut buffer, timeout).await {
+        Ok(detected) => detected,
+        Err(e) => {
+            debug!(%peer, error = %e, "connection failed during protocol detection");
+            return;
+        }
+    };
+    counters.detected(detected);
+    let wire = match detected {
+        Detected::Http1 => Wire::Http1,
+        Detected::Http2 => Wire::Http2,
+        Detected::Closed => return,
+        Detected::Opaque | Detected::Timeout if auto => {
+            tcp_proxy::serve(stream, buffer.freeze(), peer, listener, meter).await;
+            return;
+        }
+        // An `http` listener hands what it got to the HTTP/1 server, which answers 400.
+        Detected::Opaque | Detected::Timeout => Wire::Http1,
+    };
+    let local = stream.local_addr().unwrap_or(peer);
+    let totals: Arc<TotalCounters> = meter.totals_arc();
+    let downstream = Arc::new(Downstream {
+        peer,
+        local,
+        listener,
+        table,
+        totals,
+        counters,
+    });
+    server::serve(Prefixed::new(buffer.freeze(), stream), wire, downstream).await;
+    drop(meter);
+}

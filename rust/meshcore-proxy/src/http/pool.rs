@@ -1,0 +1,456 @@
+//! Upstream connections of one endpoint: an HTTP/1 keep-alive pool and multiplexed
+//! HTTP/2 connections, with the cluster's limits.
+//!
+//! - HTTP/1: a connection carries one request at a time; it goes back to the idle list
+//!   when its response body has been read to the end (a body dropped midway leaves the
+//!   connection in an unknown state, so it is closed). Checkout takes the most recently
+//!   used idle connection (warm, and lets the others reach their idle timeout).
+//! - HTTP/2: requests share a connection up to `http2_max_concurrent_streams`; a new
+//!   connection opens when every open one is full.
+//! - `max_requests_per_connection` retires a connection after that many requests;
+//!   `idle_timeout` closes idle connections (checked when the pool is next used);
+//!   `max_connections` caps the endpoint's connections: a request that finds none free
+//!   waits up to the connect timeout for one, then fails as overflow (Envoy's `UO`).
+//!
+//! The pool belongs to the endpoint's address and outlives applies, so a config change
+//! keeps warm connections and in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::body::Body;
+use crate::stats::{ClusterCounters, TotalCounters, UpstreamMeter};
+
+/// What the pool speaks to the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    Http1,
+    Http2,
+}
+
+/// The cluster's pool settings, passed at each checkout so the pool itself can outlive
+/// the cluster config it was made under.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolSettings {
+    pub(crate) connect_timeout: Duration,
+    /// 0 = unlimited.
+    pub(crate) max_requests_per_connection: u32,
+    pub(crate) idle_timeout: Option<Duration>,
+    /// 0 = unlimited.
+    pub(crate) max_connections: u32,
+    /// 0 = as many as the server allows.
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) preserve_header_case: bool,
+}
+
+/// Where a connection's counts go.
+#[derive(Debug, Clone)]
+pub(crate) struct Meters {
+    pub(crate) cluster: Arc<ClusterCounters>,
+    pub(crate) totals: Arc<TotalCounters>,
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PoolError {
+    #[error("connect {0}: refused")]
+    Refused(SocketAddr),
+    #[error("connect {0}: {1}")]
+    Connect(SocketAddr, std::io::Error),
+    #[error("connect {0}: timed out after {1:?}")]
+    Timeout(SocketAddr, Duration),
+    #[error("handshake with {0}: {1}")]
+    Handshake(SocketAddr, hyper::Error),
+    #[error("{0}: all {1} connections busy")]
+    Overflow(SocketAddr, u32),
+}
+
+#[derive(Debug)]
+pub(crate) struct EndpointPool {
+    address: SocketAddr,
+    state: Mutex<State>,
+    /// Woken when a connection goes idle, frees a stream or closes.
+    available: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    idle: Vec<IdleConnection>,
+    multiplexed: Vec<Multiplexed>,
+    /// Connections open or being opened.
+    open: u32,
+}
+
+#[derive(Debug)]
+struct IdleConnection {
+    sender: http1::SendRequest<Body>,
+    served: u32,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Multiplexed {
+    sender: http2::SendRequest<Body>,
+    streams: Arc<Streams>,
+}
+
+#[derive(Debug)]
+struct Streams {
+    active: AtomicU32,
+    served: AtomicU32,
+    idle_since: Mutex<Instant>,
+}
+
+/// A connection (or an HTTP/2 stream slot) lent to one request.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pool: Arc<EndpointPool>,
+    sender: Option<Sender>,
+    served: u32,
+    max_requests: u32,
+    /// Taken from the idle list or shared, rather than opened for this request.
+    pub(crate) reused: bool,
+    /// Upgrades use a connection of their own that never returns to the pool.
+    pooled: bool,
+}
+
+#[derive(Debug)]
+enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>, Arc<Streams>),
+}
+
+/// A request the connection never sent, handed back so it can go out on another one.
+#[derive(Debug)]
+pub(crate) struct NotSent(pub(crate) Request<Body>, pub(crate) hyper::Error);
+
+impl EndpointPool {
+    pub(crate) fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            state: Mutex::new(State::default()),
+            available: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A connection for one request: a free pooled one, else a new one within the limits,
+    /// else the first to free up within the connect timeout.
+    pub(crate) async fn checkout(
+        self: &Arc<Self>,
+        wire: Wire,
+        settings: &PoolSettings,
+        meters: &Meters,
+    ) -> Result<Lease, PoolError> {
+        let deadline = Instant::now() + settings.connect_timeout;
+        loop {
+            let notified = self.available.notified();
+            tokio::pin!(notified);
+            {
+                let mut state = self.state();
+                if let Some(lease) = self.take_free(&mut state, wire, settings) {
+                    return Ok(lease);
+                }
+                if settings.max_connections == 0 || state.open < settings.max_connections {
+                    state.open += 1;
+                    break;
+                }
+                notified.as_mut().enable();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(PoolError::Overflow(self.address, settings.max_connections));
+            }
+        }
+        self.open(wire, settings, meters, true).await
+    }
+
+    /// A new connection for an upgrade (WebSocket): never pooled, still counted.
+    pub(crate) async fn dedicated(
+        self: &Arc<Self>,
+        settings: &PoolSettings,
+        meters: &Meters,
+    ) -> Result<Lease, PoolError> {
+        self.state().open += 1;
+        self.open(Wire::Http1, settings, meters, false).await
+    }
+
+    fn take_free(
+        self: &Arc<Self>,
+        state: &mut State,
+        wire: Wire,
+        settings: &PoolSettings,
+    ) -> Option<Lease> {
+        let now = Instant::now();
+        let expired = |since: Instant| settings.idle_timeout.is_some_and(|t| now - since >= t);
+        match wire {
+            Wire::Http1 => {
+                while let Some(idle) = state.idle.pop() {
+                    if idle.sender.is_closed() || expired(idle.since) {
+                        continue;
+                    }
+                    return Some(Lease {
+                        pool: Arc::clone(self),
+                        sender: Some(Sender::Http1(idle.sender)),
+                        served: idle.served + 1,
+                        max_requests: settings.max_requests_per_connection,
+                        reused: true,
+                        pooled: true,
+                    });
+                }
+                None
+            }
+            Wire::Http2 => {
+                state.multiplexed.retain(|c| {
+                    let idle = c.streams.active.load(Ordering::Relaxed) == 0;
+                    let stale = idle && expired(*lock(&c.streams.idle_since));
+                    !(c.sender.is_closed() || stale)
+                });
+                let max_streams = settings.max_concurrent_streams;
+                let max_requests = settings.max_requests_per_connection;
+                let position = state.multiplexed.iter().position(|c| {
+                    (max_streams == 0 || c.streams.active.load(Ordering::Relaxed) < max_streams)
+                        && (max_requests == 0
+                            || c.streams.served.load(Ordering::Relaxed) < max_requests)
+                })?;
+                let connection = &state.multiplexed[position];
+                let lease = self.stream_lease(
+                    connection.sender.clone(),
+                    Arc::clone(&connection.streams),
+                    settings,
+                    true,
+                );
+                if max_requests != 0 && lease.served >= max_requests {
+                    // Retired: in-flight streams finish; the connection closes after them.
+                    state.multiplexed.remove(position);
+                }
+                Some(lease)
+            }
+        }
+    }
+
+    fn stream_lease(
+        self: &Arc<Self>,
+        sender: http2::SendRequest<Body>,
+        streams: Arc<Streams>,
+        settings: &PoolSettings,
+        reused: bool,
+    ) -> Lease {
+        streams.active.fetch_add(1, Ordering::Relaxed);
+        let served = streams.served.fetch_add(1, Ordering::Relaxed) + 1;
+        Lease {
+            pool: Arc::clone(self),
+            sender: Some(Sender::Http2(sender, streams)),
+            served,
+            max_requests: settings.max_requests_per_connection,
+            reused,
+            pooled: true,
+        }
+    }
+
+    /// Opens a connection; `open` was already counted by the caller.
+    async fn open(
+        self: &Arc<Self>,
+        wire: Wire,
+        settings: &PoolSettings,
+        meters: &Meters,
+        pooled: bool,
+    ) -> Result<Lease, PoolError> {
+        let closed = Closed {
+            pool: Arc::clone(self),
+        };
+        let stream =
+            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(self.address))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(PoolError::Refused(self.address));
+                }
+                Ok(Err(e)) => return Err(PoolError::Connect(self.address, e)),
+                Err(_) => return Err(PoolError::Timeout(self.address, settings.connect_timeout)),
+            };
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(endpoint = %self.address, error = %e, "cannot set TCP_NODELAY");
+        }
+        let io = TokioIo::new(stream);
+        let meter = UpstreamMeter::open(Arc::clone(&meters.cluster), Arc::clone(&meters.totals));
+        let address = self.address;
+        match wire {
+            Wire::Http1 => {
+                let (sender, connection) = http1::Builder::new()
+                    .preserve_header_case(settings.preserve_header_case)
+                    .handshake(io)
+                    .await
+                    .map_err(|e| PoolError::Handshake(address, e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.with_upgrades().await {
+                        debug!(endpoint = %address, error = %e, "upstream connection ended");
+                    }
+                    drop((meter, closed));
+                });
+                Ok(Lease {
+                    pool: Arc::clone(self),
+                    sender: Some(Sender::Http1(sender)),
+                    served: 1,
+                    max_requests: settings.max_requests_per_connection,
+                    reused: false,
+                    pooled,
+                })
+            }
+            Wire::Http2 => {
+                let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(io)
+                    .await
+                    .map_err(|e| PoolError::Handshake(address, e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        debug!(endpoint = %address, error = %e, "upstream connection ended");
+                    }
+                    drop((meter, closed));
+                });
+                let streams = Arc::new(Streams {
+                    active: AtomicU32::new(0),
+                    served: AtomicU32::new(0),
+                    idle_since: Mutex::new(Instant::now()),
+                });
+                let lease =
+                    self.stream_lease(sender.clone(), Arc::clone(&streams), settings, false);
+                let max_requests = settings.max_requests_per_connection;
+                if max_requests == 0 || lease.served < max_requests {
+                    self.state()
+                        .multiplexed
+                        .push(Multiplexed { sender, streams });
+                }
+                Ok(lease)
+            }
+        }
+    }
+}
+
+/// Counts a connection closed when its task ends (or its open failed), and wakes a waiter.
+struct Closed {
+    pool: Arc<EndpointPool>,
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        let mut state = self.pool.state();
+        state.open = state.open.saturating_sub(1);
+        drop(state);
+        self.pool.available.notify_one();
+    }
+}
+
+impl Lease {
+    /// Sends a request. A request that never left (the connection was closed under it) is
+    /// handed back in [`NotSent`] so it can go out on another connection.
+    pub(crate) async fn send(
+        &mut self,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, SendError> {
+        match self.sender.as_mut() {
+            Some(Sender::Http1(sender)) => {
+                if let Err(e) = sender.ready().await {
+                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+                }
+                sender
+                    .try_send_request(request)
+                    .await
+                    .map_err(|mut e| match e.take_message() {
+                        Some(request) => {
+                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
+                        }
+                        None => SendError::Failed(e.into_error()),
+                    })
+            }
+            Some(Sender::Http2(sender, _)) => {
+                if let Err(e) = sender.ready().await {
+                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+                }
+                sender
+                    .try_send_request(request)
+                    .await
+                    .map_err(|mut e| match e.take_message() {
+                        Some(request) => {
+                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
+                        }
+                        None => SendError::Failed(e.into_error()),
+                    })
+            }
+            None => Err(SendError::Closed),
+        }
+    }
+
+    /// Gives the connection back: to the idle list when `reusable` (its response was read
+    /// to the end) and it has requests left, else it is closed.
+    pub(crate) fn release(mut self, reusable: bool) {
+        let pool = Arc::clone(&self.pool);
+        match self.sender.take() {
+            Some(Sender::Http1(sender)) => {
+                let keep = reusable
+                    && self.pooled
+                    && !sender.is_closed()
+                    && (self.max_requests == 0 || self.served < self.max_requests);
+                if keep {
+                    pool.state().idle.push(IdleConnection {
+                        sender,
+                        served: self.served,
+                        since: Instant::now(),
+                    });
+                    pool.available.notify_one();
+                }
+            }
+            Some(Sender::Http2(_, streams)) => {
+                release_stream(&streams);
+                pool.available.notify_one();
+            }
+            None => {}
+        }
+    }
+}
+
+impl Drop for Lease {
+    /// A lease dropped without `release` (the request was abandoned) closes an HTTP/1
+    /// connection and frees an HTTP/2 stream.
+    fn drop(&mut self) {
+        if let Some(Sender::Http2(_, streams)) = self.sender.take() {
+            release_stream(&streams);
+            self.pool.available.notify_one();
+        }
+    }
+}
+
+fn release_stream(streams: &Streams) {
+    if streams.active.fetch_sub(1, Ordering::Relaxed) == 1 {
+        *lock(&streams.idle_since) = Instant::now();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a request on a leased connection failed.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The request never left; it can be sent elsewhere.
+    NotSent(Box<NotSent>),
+    /// Sent (at least partly), then the connection or stream failed.
+    Failed(hyper::Error),
+    /// The lease was already released.
+    Closed,
+}

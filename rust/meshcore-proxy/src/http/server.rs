@@ -1,0 +1,344 @@
+//! The HTTP server of a detected connection (hyper, HTTP/1.1 or HTTP/2) and the phases of
+//! each request on it: limits → route → (local reply | forward) → response → log.
+//!
+//! HTTP/1.1 is served with keep-alive, chunked bodies, pipelining (hyper answers pipelined
+//! requests in order), `Expect: 100-continue` (hyper sends the 100 when the body is first
+//! read, i.e. when the request is forwarded; the `expect` header itself is not forwarded)
+//! and upgrades. Hyper's own parse limits are set above the configured ones, so requests
+//! over the configured header size or count reach the limits phase and get an explained
+//! 431; only requests hyper cannot parse at all get hyper's bare 400 (counted as DPE).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tracing::debug;
+
+use super::access_log::Record;
+use super::body::{self, Body};
+use super::detect::Prefixed;
+use super::headers::X_REQUEST_ID;
+use super::matcher::RequestView;
+use super::pool::Wire;
+use super::respond::{Decision, LocalReply, ResponseFlag};
+use super::rewrite::{redirect_location, split_authority};
+use super::router::{Action, RouteTable};
+use super::upstream::{self, Forwarding};
+use super::{HttpSettings, tunnel};
+use crate::routing::{ListenerRoute, RoutingTable};
+use crate::stats::{ListenerCounters, TotalCounters};
+
+/// One downstream connection, as its requests see it.
+#[derive(Debug)]
+pub(crate) struct Downstream {
+    pub(crate) peer: SocketAddr,
+    /// The connection's local address.
+    pub(crate) local: SocketAddr,
+    /// The listener's route when the connection was accepted (name, tcp_route, flags).
+    pub(crate) listener: Arc<ListenerRoute>,
+    pub(crate) table: Arc<ArcSwap<RoutingTable>>,
+    pub(crate) totals: Arc<TotalCounters>,
+    pub(crate) counters: Arc<ListenerCounters>,
+}
+
+/// Serves HTTP on a detected connection until it closes.
+pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>) {
+    let settings = Arc::clone(&downstream.table.load().http);
+    let totals = Arc::clone(&downstream.totals);
+    let peer = downstream.peer;
+    let service = service_fn(move |request| {
+        let downstream = Arc::clone(&downstream);
+        async move { Ok::<_, Infallible>(handle(request, downstream).await) }
+    });
+    let io = TokioIo::new(io);
+    let served = match wire {
+        Wire::Http1 => {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .preserve_header_case(settings.preserve_header_case)
+                .max_buf_size(settings.parser_buffer())
+                .max_headers(settings.parser_headers());
+            builder.serve_connection(io, service).with_upgrades().await
+        }
+        Wire::Http2 => {
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(settings.parser_buffer()).unwrap_or(u32::MAX))
+                .serve_connection(io, service)
+                .await
+        }
+    };
+    if let Err(e) = served {
+        if e.is_parse() || e.is_parse_too_large() {
+            totals.flag(ResponseFlag::DownstreamProtocolError);
+        }
+        debug!(%peer, error = %e, "downstream HTTP connection ended with an error");
+    }
+}
+
+async fn handle(request: Request<Incoming>, downstream: Arc<Downstream>) -> Response<Body> {
+    let started = Instant::now();
+    let table = downstream.table.load_full();
+    let mut request = request;
+    if !request.headers().contains_key(&X_REQUEST_ID)
+        && let Ok(id) = HeaderValue::from_str(&super::headers::request_id())
+    {
+        request.headers_mut().insert(X_REQUEST_ID, id);
+    }
+    let mut record = Record::new(downstream.local, downstream.peer);
+    describe(&request, &mut record);
+    downstream.counters.http_request();
+    downstream.totals.http_request();
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+
+    let response = match phases(request, &downstream, &table, &mut record).await {
+        Ok(response) => response,
+        Err(reply) => {
+            record.flags = record.flags.with_all(reply.flags);
+            record.details = reply.log_details();
+            reply.into_response(grpc)
+        }
+    };
+    record.status = response.status().as_u16();
+
+    let totals = Arc::clone(&downstream.totals);
+    let logger = table.http.access_log.clone();
+    let (parts, body) = response.into_parts();
+    let body = body::watch(body, move |end| {
+        record.bytes_sent = end.bytes;
+        record.duration = started.elapsed();
+        if !end.completed {
+            record.flags = record
+                .flags
+                .with(ResponseFlag::DownstreamConnectionTermination);
+        }
+        for flag in record.flags.iter() {
+            totals.flag(flag);
+        }
+        if let Some(logger) = logger {
+            logger.log(record);
+        }
+    });
+    Response::from_parts(parts, body)
+}
+
+fn describe(request: &Request<Incoming>, record: &mut Record) {
+    let header = |name: header::HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    record.method = request.method().to_string();
+    record.path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().to_string(), |p| p.to_string());
+    record.protocol = match request.version() {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    record.authority = authority(request);
+    record.user_agent = header(header::USER_AGENT);
+    record.forwarded_for = header(super::headers::X_FORWARDED_FOR);
+    record.request_id = header(X_REQUEST_ID);
+    record.bytes_received = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+}
+
+/// The request's authority: the URI's (absolute-form, HTTP/2, CONNECT), else `Host`.
+fn authority<B>(request: &Request<B>) -> Option<String> {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
+/// Limits → route → action.
+async fn phases(
+    request: Request<Incoming>,
+    downstream: &Downstream,
+    table: &RoutingTable,
+    record: &mut Record,
+) -> Result<Response<Body>, LocalReply> {
+    check_limits(&request, &table.http)?;
+    let routes = downstream
+        .listener
+        .route_config
+        .as_deref()
+        .and_then(|name| table.route_config(name));
+    if request.method() == Method::CONNECT {
+        if !downstream.listener.http_proxy {
+            return Err(LocalReply::bad_request(format!(
+                "CONNECT is accepted only by http_proxy listeners; {} is not one",
+                downstream.listener.name
+            )));
+        }
+        return tunnel::connect(request, routes.as_deref(), downstream, record).await;
+    }
+    let Some(authority) = authority(&request) else {
+        return Err(LocalReply::bad_request(
+            "request has no authority (Host header)".into(),
+        ));
+    };
+    let Some(routes) = routes else {
+        return Err(LocalReply::no_route(
+            format!("listener {} has no route config", downstream.listener.name),
+            Decision {
+                by: format!("Listener/{}", downstream.listener.name),
+                target: None,
+            },
+        ));
+    };
+    route_request(request, authority, &routes, downstream, record).await
+}
+
+async fn route_request(
+    request: Request<Incoming>,
+    authority: String,
+    routes: &RouteTable,
+    downstream: &Downstream,
+    record: &mut Record,
+) -> Result<Response<Body>, LocalReply> {
+    let config = Decision {
+        by: format!("RouteConfig/{}", routes.name),
+        target: None,
+    };
+    let Some(host) = routes.host(&authority) else {
+        return Err(LocalReply::no_route(
+            format!("no virtual host for {authority}"),
+            config,
+        ));
+    };
+    let (_, port) = split_authority(&authority);
+    let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
+    let port = port.unwrap_or(if downstream.listener.http_proxy {
+        80
+    } else {
+        downstream.local.port()
+    });
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let view = RequestView {
+        path: &path,
+        query: query.as_deref(),
+        method: request.method().as_str(),
+        authority: &authority,
+        scheme: &scheme,
+        headers: request.headers(),
+        port,
+    };
+    let Some((route, matched)) = host.route(&view) else {
+        return Err(LocalReply::no_route(
+            format!(
+                "no route of virtual host {} matched {} {path}",
+                host.name,
+                request.method()
+            ),
+            config,
+        ));
+    };
+    record.route_name = Some(route.origin.clone());
+    let decision = Decision {
+        by: route.origin.clone(),
+        target: None,
+    };
+    match &route.action {
+        Action::Direct { status, body } => {
+            record.details = "direct_response".into();
+            let mut response =
+                LocalReply::direct(*status, body.clone(), decision).into_response(false);
+            route.response_headers.apply(response.headers_mut());
+            Ok(response)
+        }
+        Action::Redirect(redirect) => {
+            record.details = "redirect".into();
+            let status = StatusCode::from_u16(redirect.response_code)
+                .unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            let Some(location) =
+                redirect_location(redirect, &scheme, &authority, &path, query.as_deref())
+            else {
+                return Err(LocalReply::bad_request(format!(
+                    "cannot build a redirect location from {authority}{path}"
+                )));
+            };
+            let mut response =
+                LocalReply::redirect(status, location, decision).into_response(false);
+            route.response_headers.apply(response.headers_mut());
+            Ok(response)
+        }
+        Action::Forward(action) => {
+            let forwarding = Forwarding {
+                route,
+                action,
+                matched_prefix: matched
+                    .map_or("/", |m| m.rewritable_prefix(&path))
+                    .to_string(),
+                authority: authority.clone(),
+            };
+            let forwarded = upstream::forward(request, forwarding, downstream, record);
+            let response = match action.timeout {
+                Some(limit) => match tokio::time::timeout(limit, forwarded).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(LocalReply::timeout(
+                        format!("route timeout after {limit:?}"),
+                        Decision {
+                            by: route.origin.clone(),
+                            target: record.upstream_cluster.clone(),
+                        },
+                    )),
+                },
+                None => forwarded.await,
+            }?;
+            record.details = "via_upstream".into();
+            Ok(response)
+        }
+    }
+}
+
+/// The configured header limits (`max_request_headers_kb`, `max_request_headers`).
+fn check_limits<B>(request: &Request<B>, settings: &HttpSettings) -> Result<(), LocalReply> {
+    let headers = request.headers();
+    if headers.len() > settings.max_headers {
+        return Err(LocalReply::headers_too_large(format!(
+            "{} request headers, more than max_request_headers {}",
+            headers.len(),
+            settings.max_headers
+        )));
+    }
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > settings.max_header_bytes {
+        return Err(LocalReply::headers_too_large(format!(
+            "request headers of {size} bytes, more than max_request_headers_kb {}",
+            settings.max_header_bytes / 1024
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! The pick-upstream and upstream-request phases of a forwarded request: weighted cluster,
+//! header edits and rewrites, endpoint by the cluster's policy (and hash policy), a pooled
+//! connection, the request, retries and timeouts; then the response's own edits.
+//!
+//! Retries follow Envoy's `retry_on`: `5xx` (a 5xx answer, a connect failure, a reset, a
+//! refused stream or a per-try timeout), `gateway-error` (502/503/504, connect failures and
+//! per-try timeouts), `connect-failure`, `refused-stream`, `reset`, `retriable-4xx` (409)
+//! and plain status codes. A body is only replayed when it could be kept: empty, or
+//! announced by `content-length` at most [`REPLAY_LIMIT`] and read in full before the
+//! first try. A streamed body is sent once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use meshcore_snapshot::ClusterProtocol;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::access_log::Record;
+use super::body::{self, Body};
+use super::headers::{add_forwarding, remove_hop_by_hop};
+use super::pool::{Lease, Meters, PoolError, SendError, Wire};
+use super::respond::{Decision, LocalReply, ResponseFlag};
+use super::router::{Forward, Retries, Route, Target};
+use super::server::Downstream;
+use crate::cluster::{Cluster, Endpoint, HashInput};
+
+/// The largest body kept in memory so that it can be sent again on a retry.
+pub(crate) const REPLAY_LIMIT: u64 = 64 * 1024;
+
+/// What the routing phase hands over: the request and what matched it.
+pub(crate) struct Forwarding<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) action: &'a Forward,
+    /// The part of the path the route's uri match matched (for prefix rewrites).
+    pub(crate) matched_prefix: String,
+    pub(crate) authority: String,
+}
+
+/// One failed try.
+#[derive(Debug)]
+enum Failure {
+    NoEndpoint,
+    Pool(PoolError),
+    Reset(hyper::Error),
+    RefusedStream(hyper::Error),
+    Protocol(hyper::Error),
+    Timeout(Duration),
+}
+
+impl Failure {
+    fn retried_by(&self, retries: &Retries) -> bool {
+        match self {
+            Self::NoEndpoint => false,
+            Self::Pool(PoolError::Overflow(..)) => false,
+            Self::Pool(_) => {
+                retries.on_connect_failure || retries.on_5xx || retries.on_gateway_error
+            }
+            Self::Reset(_) | Self::Protocol(_) => retries.on_reset || retries.on_5xx,
+            Self::RefusedStream(_) => retries.on_refused_stream || retries.on_5xx,
+            Self::Timeout(_) => retries.on_5xx || retries.on_gateway_error,
+        }
+    }
+
+    fn reply(&self, cluster: &Cluster, decision: Decision) -> LocalReply {
+        match self {
+            Self::NoEndpoint => LocalReply::no_healthy_upstream(
+                format!("cluster {} has no endpoint", cluster.name),
+                decision,
+            ),
+            Self::Pool(PoolError::Refused(address)) => {
+                LocalReply::connect_failed(true, format!("connect refused {address}"), decision)
+            }
+            Self::Pool(PoolError::Timeout(address, after)) => LocalReply::connect_timeout(
+                format!("connect timeout {address} after {after:?}"),
+                decision,
+            ),
+            Self::Pool(PoolError::Overflow(address, max)) => LocalReply::overflow(
+                format!("max_connections {max} reached for {address}"),
+                decision,
+            ),
+            Self::Pool(e) => LocalReply::connect_failed(false, e.to_string(), decision),
+            Self::Reset(e) => LocalReply::upstream_reset(format!("upstream reset: {e}"), decision),
+            Self::RefusedStream(e) => {
+                LocalReply::upstream_reset(format!("upstream refused stream: {e}"), decision)
+            }
+            Self::Protocol(e) => {
+                LocalReply::upstream_protocol_error(format!("bad upstream response: {e}"), decision)
+            }
+            Self::Timeout(after) => {
+                LocalReply::timeout(format!("per-try timeout after {after:?}"), decision)
+            }
+        }
+    }
+}
+
+/// Forwards one request; returns the upstream's response or the local reply explaining why
+/// there is none. `record` gets the cluster, upstream host and flags.
+pub(crate) async fn forward(
+    mut request: Request<Incoming>,
+    forwarding: Forwarding<'_>,
+    downstream: &Downstream,
+    record: &mut Record,
+) -> Result<Response<Body>, LocalReply> {
+    let Forwarding {
+        route,
+        action,
+        matched_prefix,
+        authority,
+    } = forwarding;
+    let Some(target) = action.pick() else {
+        return Err(LocalReply::no_healthy_upstream(
+            "route has no cluster".into(),
+            Decision {
+                by: route.origin.clone(),
+                target: None,
+            },
+        ));
+    };
+    let cluster = &target.cluster;
+    record.upstream_cluster = Some(cluster.name.clone());
+    let decision = Decision {
+        by: route.origin.clone(),
+        target: Some(cluster.name.clone()),
+    };
+    cluster.counters.request();
+
+    let upgrade = is_upgrade(&request);
+    let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (mut parts, incoming) = request.into_parts();
+    remove_hop_by_hop(&mut parts.headers, upgrade);
+    parts.headers.remove(header::EXPECT);
+    add_forwarding(&mut parts.headers, downstream.peer.ip(), "http");
+    target.request_headers.apply(&mut parts.headers);
+    route.request_headers.apply(&mut parts.headers);
+
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let (hash, set_cookie) = cluster.request_hash(&HashInput {
+        headers: &parts.headers,
+        query: query.as_deref(),
+        source: downstream.peer.ip(),
+    });
+    let mut authority = authority;
+    let mut path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    if let Some(rewrite) = &action.rewrite {
+        path_and_query = rewrite.path(&path, query.as_deref(), &matched_prefix);
+        if let Some(new_authority) = &rewrite.authority {
+            authority.clone_from(new_authority);
+        }
+    }
+    let wire = match (upgrade, cluster.protocol, parts.version) {
+        (true, _, _) => Wire::Http1,
+        (_, ClusterProtocol::Http1, _) => Wire::Http1,
+        (_, ClusterProtocol::Http2, _) => Wire::Http2,
+        (_, ClusterProtocol::Inherit, Version::HTTP_2) => Wire::Http2,
+        _ => Wire::Http1,
+    };
+    let uri = match wire {
+        Wire::Http1 => path_and_query.parse::<Uri>(),
+        Wire::Http2 => format!("http://{authority}{path_and_query}").parse::<Uri>(),
+    };
+    let Ok(uri) = uri else {
+        return Err(LocalReply::bad_request(format!(
+            "cannot build the upstream uri from {authority} and {path_and_query}"
+        )));
+    };
+    parts.uri = uri;
+    match wire {
+        Wire::Http1 => {
+            parts.version = Version::HTTP_11;
+            if let Ok(host) = HeaderValue::from_str(&authority) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+        Wire::Http2 => {
+            parts.version = Version::HTTP_2;
+            parts.headers.remove(header::HOST);
+        }
+    }
+
+    let retries = action.retries.clone().unwrap_or_default();
+    let (mut streamed, replay) = if retries.attempts > 0 {
+        match replayable(incoming).await {
+            Ok(Replay::Kept(bytes)) => (None, Some(bytes)),
+            Ok(Replay::Streamed(body)) => (Some(body), None),
+            Err(e) => {
+                return Err(LocalReply::bad_request(format!("request body failed: {e}")));
+            }
+        }
+    } else {
+        (Some(body::from_incoming(incoming)), None)
+    };
+    let tries = if replay.is_some() {
+        1 + retries.attempts
+    } else {
+        1
+    };
+    let meters = Meters {
+        cluster: Arc::clone(&cluster.counters),
+        totals: Arc::clone(&downstream.totals),
+    };
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if attempt > 1 {
+            cluster.counters.retry();
+        }
+        let body = match (&replay, streamed.take()) {
+            (Some(bytes), _) => body::full(bytes.clone()),
+            (None, Some(body)) => body,
+            (None, None) => body::empty(),
+        };
+        let mut request = Request::from_parts(clone_parts(&parts), body);
+        *request.extensions_mut() = parts.extensions.clone();
+        let endpoint = cluster.pick(hash);
+        if let Some(endpoint) = endpoint {
+            record.upstream_host = Some(endpoint.address);
+        }
+        let one_try = try_once(cluster, endpoint, wire, upgrade, request, &meters);
+        let outcome = match retries.per_try_timeout {
+            Some(limit) => match tokio::time::timeout(limit, one_try).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Failure::Timeout(limit)),
+            },
+            None => one_try.await,
+        };
+        let last = attempt >= tries;
+        match outcome {
+            Ok(answer) if !last && retries.retries_status(answer.response.status()) => {
+                debug!(status = %answer.response.status(), attempt, "retrying on status");
+                answer.discard();
+            }
+            Ok(answer) => {
+                if attempt > 1 && retries.retries_status(answer.response.status()) {
+                    record.flags = record.flags.with(ResponseFlag::UpstreamRetryLimitExceeded);
+                }
+                record.upstream_service_time = Some(started.elapsed());
+                return Ok(answer.into_response(
+                    target,
+                    route,
+                    downstream,
+                    set_cookie,
+                    downstream_upgrade,
+                    &meters,
+                ));
+            }
+            Err(failure) if !last && failure.retried_by(&retries) => {
+                debug!(?failure, attempt, "retrying after failure");
+            }
+            Err(failure) => {
+                let reply = failure.reply(cluster, decision);
+                return Err(if attempt > 1 {
+                    reply.also(ResponseFlag::UpstreamRetryLimitExceeded)
+                } else {
+                    reply
+                });
+            }
+        }
+    }
+}
+
+/// A response from one try, with what has to be let go when its body ends.
+struct Answer {
+    response: Response<Incoming>,
+    lease: Lease,
+    in_flight: crate::balancer::load::InFlight,
+}
+
+impl Answer {
+    /// A response that is not used (it will be retried): its connection is not reused.
+    fn discard(self) {
+        self.lease.release(false);
+    }
+
+    fn into_response(
+        self,
+        target: &Target,
+        route: &Route,
+        downstream: &Downstream,
+        set_cookie: Option<String>,
+        downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        meters: &Meters,
+    ) -> Response<Body> {
+        let Answer {
+            mut response,
+            lease,
+            in_flight,
+        } = self;
+        target.cluster.counters.response(response.status());
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(downstream_upgrade) = downstream_upgrade
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let meters = meters.clone();
+            tokio::spawn(async move {
+                super::tunnel::splice_upgrades(downstream_upgrade, upstream_upgrade, &meters).await;
+                drop((lease, in_flight));
+            });
+            let (mut parts, _) = response.into_parts();
+            route.response_headers.apply(&mut parts.headers);
+            return Response::from_parts(parts, body::empty());
+        }
+        let (mut parts, incoming) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers, false);
+        target.response_headers.apply(&mut parts.headers);
+        route.response_headers.apply(&mut parts.headers);
+        if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            parts.headers.append(header::SET_COOKIE, cookie);
+        }
+        let counters = Arc::clone(&downstream.totals);
+        let cluster = Arc::clone(&target.cluster.counters);
+        let body = body::watch(body::from_incoming(incoming), move |end| {
+            lease.release(end.completed);
+            drop(in_flight);
+            counters.add_bytes_downstream(end.bytes);
+            cluster.add_bytes_downstream(end.bytes);
+        });
+        Response::from_parts(parts, body)
+    }
+}
+
+async fn try_once(
+    cluster: &Cluster,
+    endpoint: Option<&Endpoint>,
+    wire: Wire,
+    upgrade: bool,
+    mut request: Request<Body>,
+    meters: &Meters,
+) -> Result<Answer, Failure> {
+    let endpoint = endpoint.ok_or(Failure::NoEndpoint)?;
+    // A pooled connection can close just as it is taken; the request then never left and
+    // goes out once more on a new connection (not a retry: nothing reached the upstream).
+    for _ in 0..2 {
+        let mut lease = if upgrade {
+            endpoint.pool.dedicated(&cluster.pool, meters).await
+        } else {
+            endpoint.pool.checkout(wire, &cluster.pool, meters).await
+        }
+        .map_err(Failure::Pool)?;
+        let in_flight = endpoint.load.start();
+        match lease.send(request).await {
+            Ok(response) => {
+                in_flight.responded();
+                return Ok(Answer {
+                    response,
+                    lease,
+                    in_flight,
+                });
+            }
+            Err(SendError::NotSent(not_sent)) if lease.reused => {
+                debug!(endpoint = %endpoint.address, error = %not_sent.1, "pooled connection closed; sending again");
+                lease.release(false);
+                request = not_sent.0;
+            }
+            Err(SendError::NotSent(not_sent)) => return Err(classify(not_sent.1)),
+            Err(SendError::Failed(e)) => return Err(classify(e)),
+            Err(SendError::Closed) => {
+                return Err(Failure::NoEndpoint);
+            }
+        }
+    }
+    Err(Failure::Pool(PoolError::Refused(endpoint.address)))
+}
+
+fn classify(error: hyper::Error) -> Failure {
+    let refused = std::error::Error::source(&error)
+        .and_then(|s| s.downcast_ref::<h2::Error>())
+        .and_then(h2::Error::reason)
+        == Some(h2::Reason::REFUSED_STREAM);
+    if refused {
+        Failure::RefusedStream(error)
+    } else if error.is_parse() || error.is_parse_status() {
+        Failure::Protocol(error)
+    } else {
+        Failure::Reset(error)
+    }
+}
+
+enum Replay {
+    Kept(Bytes),
+    Streamed(Body),
+}
+
+async fn replayable(incoming: Incoming) -> Result<Replay, hyper::Error> {
+    if incoming.is_end_stream() {
+        return Ok(Replay::Kept(Bytes::new()));
+    }
+    match incoming.size_hint().exact() {
+        Some(length) if length <= REPLAY_LIMIT => {
+            Ok(Replay::Kept(incoming.collect().await?.to_bytes()))
+        }
+        _ => Ok(Replay::Streamed(body::from_incoming(incoming))),
+    }
+}
+
+fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
+    let (mut clone, ()) = Request::new(()).into_parts();
+    clone.method = parts.method.clone();
+    clone.uri = parts.uri.clone();
+    clone.version = parts.version;
+    clone.headers = parts.headers.clone();
+    clone
+}
+
+/// An HTTP/1 upgrade request (WebSocket and the like), not CONNECT.
+fn is_upgrade<B>(request: &Request<B>) -> bool {
+    request.version() == Version::HTTP_11
+        && request.headers().contains_key(header::UPGRADE)
+        && request
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The endpoint address a record names, for the access log.
+pub(crate) fn host(address: Option<SocketAddr>) -> String {
+    address.map_or_else(|| "-".to_string(), |a| a.to_string())
+}
