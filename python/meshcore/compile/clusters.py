@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from meshcore.compile.hosts import fqdn, host_matches, specificity
 from meshcore.compile.index import ConfigIndex
@@ -97,27 +97,43 @@ class _Policy:
         return merged
 
 
+_RuleHosts = tuple[dict[str, list[DestinationRule]], list[tuple[str, DestinationRule]]]
+
+
+def _rules_by_host(index: ConfigIndex, namespace: str, domain_suffix: str) -> _RuleHosts:
+    """A namespace's rules by FQDN host (exact) and its wildcard rules, cached on the index."""
+    key = ("rules_by_host", namespace, domain_suffix)
+    if key not in index.cache:
+        exact: dict[str, list[DestinationRule]] = {}
+        wildcard: list[tuple[str, DestinationRule]] = []
+        for rule in index.rules_by_namespace.get(namespace, ()):
+            host = fqdn(rule.spec.host, namespace, domain_suffix)
+            if host.startswith("*"):
+                wildcard.append((host, rule))
+            else:
+                exact.setdefault(host, []).append(rule)
+        # Stable sort: equally specific rules keep the index's oldest-first order.
+        wildcard.sort(key=lambda item: specificity(item[0]))
+        index.cache[key] = (exact, wildcard)
+    return cast(_RuleHosts, index.cache[key])
+
+
 def destination_rule_for(
     index: ConfigIndex, proxy: ProxyIdentity, service: Service, domain_suffix: str
 ) -> DestinationRule | None:
     """The DestinationRule for `service` as seen by `proxy`, in Istio's lookup order."""
     for namespace in (proxy.namespace, service.namespace, index.mesh.root_namespace):
-        candidates = []
-        for rule in index.rules_by_namespace.get(namespace, ()):
+        exact, wildcard = _rules_by_host(index, namespace, domain_suffix)
+        candidates = exact.get(service.hostname, []) + [
+            rule for host, rule in wildcard if host_matches(host, service.hostname)
+        ]
+        for rule in candidates:
             selector = rule.spec.workload_selector
             selected = selector is None or not selector.match_labels
             if not selected and namespace == proxy.namespace:
                 selected = labels_match(selector.match_labels if selector else {}, proxy.labels)
-            if not selected:
-                continue
-            if not export_allows(rule.spec.export_to, namespace, proxy.namespace):
-                continue
-            host = fqdn(rule.spec.host, namespace, domain_suffix)
-            if host_matches(host, service.hostname):
-                candidates.append((specificity(host), rule))
-        if candidates:
-            # Stable sort: equally specific rules keep the index's oldest-first order.
-            return sorted(candidates, key=lambda c: c[0])[0][1]
+            if selected and export_allows(rule.spec.export_to, namespace, proxy.namespace):
+                return rule
     return None
 
 

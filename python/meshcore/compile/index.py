@@ -37,6 +37,8 @@ class ConfigIndex:
     sidecars: tuple[Sidecar, ...]
     rules_by_namespace: dict[str, tuple[DestinationRule, ...]] = field(default_factory=dict)
     sidecars_by_namespace: dict[str, tuple[Sidecar, ...]] = field(default_factory=dict)
+    cache: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    """Lookup tables derived from the above on first use (never a different answer)."""
 
     @classmethod
     def build(cls, resources: Iterable[object], mesh: MeshConfig | None = None) -> ConfigIndex:
