@@ -32,7 +32,7 @@ from meshcore.config import (
 )
 from meshcore.registry import registry_from_resources
 
-INVALID_INPUT = MessageType("MC0101", "InvalidInput", Level.ERROR, "Cannot compile")
+INVALID_INPUT = MessageType("MC0201", "InvalidInput", Level.ERROR, "Cannot compile")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from meshcore.config import Diagnostic, Level, MessageType
 
-COMPILE_WARNING = MessageType("MC0100", "CompileWarning", Level.WARNING, "Compile warning")
+COMPILE_WARNING = MessageType("MC0200", "CompileWarning", Level.WARNING, "Compile warning")
 
 
 @dataclass
