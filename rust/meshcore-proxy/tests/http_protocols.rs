@@ -1,0 +1,358 @@
+//! L7 protocols through real sockets: HTTP/2 both ways with trailers, protocol detection on
+//! `auto` listeners, HTTP proxy mode (absolute-form and CONNECT), upgrades, load-balancing
+//! policies and the access log.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use serde_json::{Value, json};
+use support::http::{
+    HttpUpstream, apply_http, forward_to, get, http_cluster, route_config, runtime, send,
+};
+use support::{Upstreams, connect, free_port, start};
+
+fn apply(plane: &meshcore_proxy::DataPlane, snapshot: Value) {
+    plane
+        .apply_json(&serde_json::to_vec(&snapshot).expect("snapshot serialises"))
+        .expect("snapshot applies");
+}
+
+#[test]
+fn http2_downstream_and_upstream_with_trailers() {
+    let rt = runtime();
+    let plane = start();
+    let h2 = HttpUpstream::start(&rt, "h2", true);
+    let h1 = HttpUpstream::start(&rt, "h1", false);
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(
+            &["*"],
+            vec![
+                json!({"matches": [{"uri": {"prefix": "/to-h1"}}], "route": {"clusters": [{"name": "h1"}]}}),
+                json!({"matches": [{"uri": {"prefix": "/to-h2"}}], "route": {"clusters": [{"name": "h2-only"}]}}),
+                forward_to("h2"),
+            ],
+        )],
+        vec![
+            http_cluster("h2", "inherit", &[h2.address]),
+            http_cluster("h1", "http1", &[h1.address]),
+            http_cluster("h2-only", "http2", &[h2.address]),
+        ],
+        json!({}),
+    );
+    let request = |path: &str| {
+        Request::get(format!("http://svc{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let reply = send(&rt, proxy, request("/trailers"), true);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "payload");
+    assert_eq!(
+        reply
+            .trailers
+            .as_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .unwrap(),
+        "0"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            send(&rt, proxy, request("/x"), true).header("x-upstream"),
+            "h2"
+        );
+    }
+    assert_eq!(h2.connections(), 1, "requests share one HTTP/2 connection");
+    // HTTP/2 downstream, HTTP/1.1 upstream.
+    let downgraded = send(&rt, proxy, request("/to-h1"), true);
+    assert_eq!(downgraded.body, "h1 GET /to-h1");
+    assert_eq!(downgraded.header("echo-host"), "svc");
+    // HTTP/1.1 downstream, HTTP/2 upstream via the cluster's protocol.
+    let upgraded = get(&rt, proxy, "svc", "/to-h2", &[]);
+    assert_eq!(upgraded.body, "h2 GET /to-h2");
+    assert_eq!(upgraded.header("echo-host"), "");
+    assert_eq!(plane.stats().listeners[0].detected_http2, 5);
+}
+
+#[test]
+fn auto_listener_detects_http_and_falls_back_to_tcp() {
+    let rt = runtime();
+    let plane = start();
+    let http = HttpUpstream::start(&rt, "http", false);
+    let tcp = Upstreams::new();
+    let echo = tcp.echo();
+    let port = free_port();
+    apply(
+        &plane,
+        json!({
+            "version": "v1",
+            "listeners": [{
+                "name": "auto", "address": "127.0.0.1", "port": port, "protocol": "auto",
+                "detect_timeout_ms": 50, "route_config": "rc",
+                "tcp_route": {"clusters": [{"name": "echo"}]}
+            }],
+            "route_configs": [route_config(&["*"], vec![forward_to("http")])],
+            "clusters": [http_cluster("http", "http1", &[http.address]), http_cluster("echo", "inherit", &[echo])],
+        }),
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(get(&rt, proxy, "a", "/", &[]).body, "http GET /");
+    let mut opaque = connect(proxy);
+    assert_eq!(
+        support::round_trip(&mut opaque, b"\x16\x03\x01 not http\n"),
+        b"\x16\x03\x01 not http\n"
+    );
+    // Server-first: nothing sent, so after the detect timeout it is opaque TCP.
+    let silent = connect(proxy);
+    let mut quiet_then_talk = connect(proxy);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        support::round_trip(&mut quiet_then_talk, b"GET / HTTP/1.1\r\n\r\n"),
+        b"GET / HTTP/1.1\r\n\r\n"
+    );
+    drop(silent);
+    let listener = &plane.stats().listeners[0];
+    assert_eq!(listener.detected_http1, 1);
+    assert_eq!(listener.detected_tcp, 1);
+    assert!(listener.detect_timeouts >= 1);
+}
+
+#[test]
+fn http_proxy_mode_absolute_form_and_connect() {
+    let rt = runtime();
+    let plane = start();
+    let reviews = HttpUpstream::start(&rt, "reviews", false);
+    let tcp = Upstreams::new();
+    let outside = tcp.echo();
+    let port = free_port();
+    apply(
+        &plane,
+        json!({
+            "version": "v1",
+            "listeners": [{
+                "name": "outbound", "address": "127.0.0.1", "port": port, "protocol": "auto",
+                "http_proxy": true, "route_config": "outbound",
+                "tcp_route": {"clusters": [{"name": "PassthroughCluster"}]}
+            }],
+            "route_configs": [{"name": "outbound", "virtual_hosts": [
+                {"name": "reviews", "domains": ["reviews", "reviews:9080"], "routes": [forward_to("reviews")]}
+            ]}],
+            "clusters": [
+                {"name": "PassthroughCluster", "kind": "original_dst"},
+                http_cluster("reviews", "http1", &[reviews.address]),
+            ],
+        }),
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    // curl -x http://proxy http://reviews:9080/books
+    let absolute = send(
+        &rt,
+        proxy,
+        Request::get("http://reviews:9080/books")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    );
+    assert_eq!(absolute.body, "reviews GET /books");
+    // CONNECT to an address no route knows: the original destination.
+    let mut tunnel = connect(proxy);
+    write!(
+        tunnel,
+        "CONNECT {outside} HTTP/1.1\r\nHost: {outside}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tunnel.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert_eq!(
+        support::round_trip(&mut tunnel, b"through the tunnel"),
+        b"through the tunnel"
+    );
+    // An absolute-form authority without a port matches the port-less domain.
+    let reply = send(
+        &rt,
+        proxy,
+        Request::get("http://reviews/")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    );
+    assert_eq!(reply.header("x-upstream"), "reviews");
+}
+
+#[test]
+fn upgrades_flow_both_ways_after_101() {
+    let rt = runtime();
+    let plane = start();
+    let upstream = HttpUpstream::start(&rt, "ws", false);
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(&["*"], vec![forward_to("ws")])],
+        vec![http_cluster("ws", "inherit", &[upstream.address])],
+        json!({}),
+    );
+    let mut client = connect(proxy);
+    client
+        .write_all(b"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        client.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    assert_eq!(
+        support::round_trip(&mut client, b"ping over websocket"),
+        b"ping over websocket"
+    );
+    assert_eq!(support::round_trip(&mut client, b"and again"), b"and again");
+}
+
+fn spread(
+    rt: &tokio::runtime::Runtime,
+    proxy: SocketAddr,
+    n: usize,
+    header: Option<(&str, String)>,
+) -> HashMap<String, u32> {
+    let mut seen = HashMap::new();
+    for i in 0..n {
+        let value = header
+            .as_ref()
+            .map(|(_, v)| v.replace("{i}", &i.to_string()));
+        let headers: Vec<(&str, &str)> = header
+            .as_ref()
+            .zip(value.as_deref())
+            .map(|((name, _), v)| vec![(*name, v)])
+            .unwrap_or_default();
+        *seen
+            .entry(
+                get(rt, proxy, "a", "/", &headers)
+                    .header("x-upstream")
+                    .to_string(),
+            )
+            .or_default() += 1;
+    }
+    seen
+}
+
+fn balanced(
+    policy: &str,
+    hash_policy: Value,
+) -> (
+    tokio::runtime::Runtime,
+    meshcore_proxy::DataPlane,
+    SocketAddr,
+    Vec<HttpUpstream>,
+) {
+    let rt = runtime();
+    let plane = start();
+    let upstreams: Vec<HttpUpstream> = ["e0", "e1", "e2"]
+        .iter()
+        .map(|t| HttpUpstream::start(&rt, t, false))
+        .collect();
+    let mut cluster = http_cluster(
+        "c",
+        "http1",
+        &upstreams.iter().map(|u| u.address).collect::<Vec<_>>(),
+    );
+    cluster["lb_policy"] = json!(policy);
+    if !hash_policy.is_null() {
+        cluster["hash_policy"] = hash_policy;
+    }
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(&["*"], vec![forward_to("c")])],
+        vec![cluster],
+        json!({}),
+    );
+    (rt, plane, proxy, upstreams)
+}
+
+#[test]
+fn round_robin_random_least_request_and_peak_ewma_spread_load() {
+    for policy in ["round_robin", "random", "least_request", "peak_ewma"] {
+        let (rt, _plane, proxy, _upstreams) = balanced(policy, Value::Null);
+        let seen = spread(&rt, proxy, 300, None);
+        if policy == "round_robin" {
+            assert!(seen.values().all(|n| *n == 100), "{policy}: {seen:?}");
+        } else if policy != "peak_ewma" {
+            // Expected 100 each, sigma ~8: 6 sigma of slack.
+            assert!(
+                seen.len() == 3 && seen.values().all(|n| (50..=150).contains(n)),
+                "{policy}: {seen:?}"
+            );
+        } else {
+            assert!(!seen.is_empty(), "{policy}: {seen:?}");
+        }
+    }
+}
+
+#[test]
+fn ring_hash_and_maglev_keep_a_key_on_one_endpoint() {
+    for policy in ["ring_hash", "maglev"] {
+        let (rt, _plane, proxy, _upstreams) = balanced(policy, json!({"header": "x-user"}));
+        for user in 0..5 {
+            let same = spread(&rt, proxy, 10, Some(("x-user", format!("user-{user}"))));
+            assert_eq!(same.len(), 1, "{policy}: user-{user} went to {same:?}");
+        }
+        let many = spread(&rt, proxy, 300, Some(("x-user", "user-{i}".into())));
+        assert_eq!(many.len(), 3, "{policy}: different keys spread: {many:?}");
+    }
+}
+
+#[test]
+fn access_log_is_written_in_json() {
+    let rt = runtime();
+    let plane = start();
+    let dir = std::env::temp_dir().join(format!("meshcore-access-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("access.log");
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(
+            &["known"],
+            vec![json!({"direct_response": {"status": 204}})],
+        )],
+        vec![],
+        json!({"access_log": {"path": path.to_string_lossy(), "format": "json"}}),
+    );
+    assert_eq!(
+        get(&rt, proxy, "unknown", "/x", &[("user-agent", "test")]).status,
+        404
+    );
+    let mut lines = Vec::new();
+    assert!(support::eventually(|| {
+        lines = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        !lines.is_empty()
+    }));
+    let record: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(record["response_code"], 404);
+    assert_eq!(record["response_flags"], "NR");
+    assert_eq!(record["response_code_details"], "route_not_found");
+    assert_eq!(record["authority"], "unknown");
+    assert_eq!(record["user_agent"], "test");
+    let _ = std::fs::remove_dir_all(&dir);
+}
