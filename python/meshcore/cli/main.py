@@ -22,6 +22,9 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("meshcore.cli.compile", "print the snapshot compiled for one proxy"),
     "simulate": ("meshcore.cli.simulate", "show what the mesh does with one request, from config"),
     "analyze": ("meshcore.cli.analyze", "analyze Istio and Kubernetes YAML like istioctl analyze"),
+    "control": ("meshcore.cli.control", "run the control plane: watch config, push to sidecars"),
+    "proxy-status": ("meshcore.cli.proxy_status", "show each sidecar's sync status"),
+    "proxy-config": ("meshcore.cli.proxy_config", "show a sidecar's listeners, routes, clusters"),
 }
 
 

@@ -1,15 +1,22 @@
-"""A handle on one running Rust data plane (listeners, clusters, counters)."""
+"""A handle on one running Rust data plane (listeners, clusters, counters).
+
+The Snapshot models (pydantic) are imported only when a ``Snapshot`` object is passed or
+``config_dump`` is called: an agent that applies the bytes its control plane pushed stays
+lean (no pydantic, no compiler in its process).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from meshcore import _core
-from meshcore.compile.snapshot import Snapshot
 from meshcore.dataplane.errors import SnapshotRejected
+
+if TYPE_CHECKING:
+    from meshcore.compile.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,7 @@ class DataPlane:
         Raises :class:`SnapshotRejected` naming the field at fault; the last good snapshot
         keeps serving and no connection is dropped either way.
         """
-        data = snapshot.to_json() if isinstance(snapshot, Snapshot) else snapshot
+        data = snapshot if isinstance(snapshot, bytes) else snapshot.to_json()
         try:
             return self._core.apply(data)
         except _core.SnapshotRejected as e:
@@ -64,8 +71,14 @@ class DataPlane:
 
     def config_dump(self) -> Snapshot | None:
         """The snapshot now serving, as the data plane normalised it."""
+        from meshcore.compile.snapshot import Snapshot  # noqa: PLC0415 (kept lazy, see above)
+
         dump = self._core.config_dump()
         return None if dump is None else Snapshot.model_validate_json(dump)
+
+    def config_dump_json(self) -> str | None:
+        """The snapshot now serving, as the data plane's JSON (no models imported)."""
+        return self._core.config_dump()
 
     def local_addr(self, listener: str) -> tuple[str, int] | None:
         """Where a listener is bound, by name."""
