@@ -30,6 +30,9 @@ mod copy;
 pub mod dataplane;
 mod drain;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod listener;
 mod options;

@@ -64,6 +64,12 @@ use crate::routing::{ListenerRoute, RoutingTable};
 use crate::stats::{DownstreamMeter, ListenerCounters, TotalCounters};
 use crate::tcp_proxy;
 
+/// What the first bytes of a connection are ([`detect`]'s decision), for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn detect_bytes(bytes: &[u8]) -> Option<Detected> {
+    detect::classify(bytes)
+}
+
 /// The snapshot's proxy-wide HTTP settings, compiled.
 #[derive(Debug)]
 pub(crate) struct HttpSettings {
