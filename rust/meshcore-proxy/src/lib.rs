@@ -1,11 +1,15 @@
-//! meshcore's data plane: L4 listeners, clusters and forwarding on tokio.
+//! meshcore's data plane: L4 and L7 (HTTP/1.1, HTTP/2) listeners, routing, clusters and
+//! forwarding on tokio and hyper.
 //!
 //! The binding (`meshcore-py`) drives it through a few coarse calls on [`DataPlane`]:
 //! [`DataPlane::start`], [`DataPlane::apply_json`], [`DataPlane::stats`],
 //! [`DataPlane::config_dump`] and [`DataPlane::shutdown`]. How runtimes are laid out and
 //! what an apply guarantees is in the [`dataplane`] module docs.
 //!
-//! One connection's way through, each step in its own module:
+//! An `http` or `auto` listener's connection goes through the L7 phases drawn in the
+//! `http` module docs (detect → route → pick upstream → upstream request → response →
+//! log). A `tcp` listener's connection (and an `auto` one that is not HTTP) goes its L4
+//! way, each step in its own module:
 //!
 //! ```text
 //!  accept            listener.rs   a socket of the last applied snapshot accepts
