@@ -66,19 +66,19 @@ async def read_frame(reader: asyncio.StreamReader) -> Frame:
     return Frame(meta, payload)
 
 
-def snapshot_bytes(frame: Frame) -> bytes:
-    """A PUSH frame's snapshot JSON, inflated if it came compressed."""
+def snapshot_bytes(frame: Frame, limit: int = MAX_SNAPSHOT) -> bytes:
+    """A PUSH frame's snapshot JSON, inflated (to at most `limit` bytes) if compressed."""
     encoding = frame.meta.get("encoding", "identity")
     if encoding == "identity":
         return frame.payload
     if encoding == "zlib":
         inflater = zlib.decompressobj()
         try:
-            data = inflater.decompress(frame.payload, MAX_SNAPSHOT)
+            data = inflater.decompress(frame.payload, limit)
         except zlib.error as error:
             raise ProtocolError(f"PUSH payload is not zlib: {error}") from None
         if inflater.unconsumed_tail:
-            raise ProtocolError(f"PUSH payload inflates past {MAX_SNAPSHOT} bytes")
+            raise ProtocolError(f"PUSH payload inflates past {limit} bytes")
         return data
     raise ProtocolError(f"PUSH encoding {encoding!r} was not offered")
 
