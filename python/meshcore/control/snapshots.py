@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -99,8 +100,11 @@ def compile_proxy(state: ConfigState, identity: ProxyIdentity) -> Outcome:
 class SnapshotCache:
     """Compiled snapshots of the current generation, by `cache_key`."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(
+        self, executor: Executor, on_compiled: Callable[[float], None] | None = None
+    ) -> None:
         self._executor = executor
+        self._on_compiled = on_compiled
         self._generation = 0
         self._entries: dict[tuple[Any, ...], asyncio.Future[Outcome]] = {}
         self.compiles = 0
@@ -118,6 +122,14 @@ class SnapshotCache:
             self.compiles += 1
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(self._executor, compile_proxy, state, identity)
+            future.add_done_callback(self._compiled)
             self._entries[key] = future
         # shield: one waiter being cancelled (its proxy left) must not cancel the others'.
         return await asyncio.shield(future)
+
+    def _compiled(self, future: asyncio.Future[Outcome]) -> None:
+        if self._on_compiled is None or future.cancelled() or future.exception() is not None:
+            return
+        outcome = future.result()
+        if isinstance(outcome, CompiledProxy):
+            self._on_compiled(outcome.compile_seconds)
