@@ -31,30 +31,13 @@ from meshcore.compile.snapshot.model import (
     StringMatch,
     VirtualHost,
 )
+from meshcore.config.validation import SUPPORTED_RETRY_ON
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-RETRY_CONDITIONS = frozenset(
-    {
-        "5xx",
-        "gateway-error",
-        "reset",
-        "reset-before-request",
-        "connect-failure",
-        "envoy-ratelimited",
-        "retriable-4xx",
-        "refused-stream",
-        "retriable-status-codes",
-        "retriable-headers",
-        "http3-post-connect-failure",
-        "cancelled",
-        "deadline-exceeded",
-        "internal",
-        "resource-exhausted",
-        "unavailable",
-    }
-)
-"""Envoy's retry conditions, gRPC's, and Istio's ``retriable-status-codes``."""
+RETRY_CONDITIONS = SUPPORTED_RETRY_ON
+"""Envoy's retry conditions, gRPC's, and Istio's ``retriable-status-codes`` (the webhook's
+list; Rust's ``validate.rs`` carries the same one)."""
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
