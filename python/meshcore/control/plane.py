@@ -82,9 +82,8 @@ class ControlPlane:
         if options.mesh_file is not None:
             paths.append(options.mesh_file)
         self.watcher = DebouncedWatcher(paths, options.debounce)
-        self.push = PushServer(
-            SnapshotCache(self.worker), self.metrics, keepalive=options.keepalive
-        )
+        cache = SnapshotCache(self.worker, self.metrics.compile_duration.observe)
+        self.push = PushServer(cache, self.metrics, keepalive=options.keepalive)
         self.state: ConfigState | None = None
         self.rejection: Rejection | None = None
         self.http = HttpServer(
