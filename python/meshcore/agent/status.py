@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from meshcore.agent.state import AgentState
 from meshcore.dataplane import DataPlane, DataPlaneError
+
+log = logging.getLogger("meshcore.agent")
 
 _GAUGES = {"connections_active", "draining"}
 
@@ -47,7 +50,11 @@ class StatusServer:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             parts = head.split(b"\r\n", 1)[0].split(b" ")
             path = parts[1].split(b"?", 1)[0] if len(parts) == 3 else b""
-            status, body, kind = await self._respond(path)
+            try:
+                status, body, kind = await self._respond(path)
+            except Exception:
+                log.exception("status request %s failed", path.decode(errors="replace"))
+                status, body, kind = "500 Internal Server Error", b"internal error\n", "text/plain"
             head_out = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -93,15 +100,29 @@ class StatusServer:
         out.sample("meshcore_agent_snapshot_info", {"version": state.version or ""}, 1)
         if stats is None:
             return out.text()
-        for key, value in stats.get("totals", {}).items():
-            out.metric(f"meshcore_proxy_{key}", {}, value)
+        _numbers(out, "meshcore_proxy", {}, stats.get("totals", {}))
         for scope in ("listener", "cluster"):
             for item in stats.get(f"{scope}s", []):
                 labels = {scope: str(item.get("name", ""))}
-                for key, value in item.items():
-                    if isinstance(value, bool | int | float) and key != "port":
-                        out.metric(f"meshcore_proxy_{scope}_{key}", labels, value)
+                fields = {k: v for k, v in item.items() if k != "port"}
+                _numbers(out, f"meshcore_proxy_{scope}", labels, fields)
         return out.text()
+
+
+_LABELS = {"response_flags": "flag"}
+"""The label of each map-valued counter (response flag → count); others use `key`."""
+
+
+def _numbers(out: _Exposition, prefix: str, labels: dict[str, str], fields: dict[str, Any]) -> None:
+    """Every number in `fields` as a series; a map of numbers as one series with a label."""
+    for key, value in fields.items():
+        if isinstance(value, bool | int | float):
+            out.metric(f"{prefix}_{key}", labels, value)
+        elif isinstance(value, dict):
+            label = _LABELS.get(key, "key")
+            for inner, number in sorted(value.items()):
+                if isinstance(number, bool | int | float):
+                    out.metric(f"{prefix}_{key}", {**labels, label: str(inner)}, number)
 
 
 class _Exposition:

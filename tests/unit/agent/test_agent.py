@@ -48,7 +48,12 @@ def test_merged_metrics_are_prometheus_text() -> None:
     state.applied('sha256:"x"')
     server = StatusServer(state, None)  # type: ignore[arg-type]
     stats = {
-        "totals": {"connections_opened": 3, "connections_active": 1, "bytes_upstream": 12345678901},
+        "totals": {
+            "connections_opened": 3,
+            "connections_active": 1,
+            "bytes_upstream": 12345678901,
+            "response_flags": {"NR": 2, "UH": 0},
+        },
         "listeners": [{"name": "l1", "port": 1, "connections_opened": 2, "draining": False}],
         "clusters": [{"name": "outbound|80||a", "connect_failures": 1}],
     }
@@ -60,6 +65,7 @@ def test_merged_metrics_are_prometheus_text() -> None:
     assert "meshcore_proxy_connections_opened_total 3" in lines
     assert "# TYPE meshcore_proxy_connections_active gauge" in lines
     assert "meshcore_proxy_bytes_upstream_total 12345678901" in lines
+    assert 'meshcore_proxy_response_flags_total{flag="NR"} 2' in lines
     assert 'meshcore_proxy_listener_connections_opened_total{listener="l1"} 2' in lines
     assert 'meshcore_proxy_listener_draining{listener="l1"} 0' in lines
     assert 'meshcore_proxy_cluster_connect_failures_total{cluster="outbound|80||a"} 1' in lines
