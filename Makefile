@@ -2,13 +2,14 @@
 #   make demo   - build everything and run the local mesh demo
 #   make test   - build everything and run every quality gate and test
 #   make dev    - only set up .venv and build the extension into it
+#   make bench  - data-plane benchmark suite, quick pass (bench-full: all of it; bench-smoke: CI check)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: dev demo test lint rust-lint rust-test py-lint py-test stubtest fuzz bench clean
+.PHONY: dev demo test lint rust-lint rust-test py-lint py-test stubtest fuzz bench bench-full bench-smoke bench-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,32 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	mkdir -p fuzz/corpus/snapshot_parse
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run snapshot_parse corpus/snapshot_parse ../tests/fixtures/snapshots/valid -- -max_total_time=$${FUZZ_SECONDS:-60}
+
+# Benchmarks (bench/README.md). The tools come from Debian (only when missing), fortio from
+# the Go module proxy into bench/.work/bin (v1.66.5: later releases need a module the proxy
+# refuses here), the relay baseline is built in release mode into bench/.work.
+BENCH_WORK := bench/.work
+BENCH_APT  := wrk:wrk h2load:nghttp2-client nginx:nginx-light haproxy:haproxy valgrind:valgrind \
+	curl:curl taskset:util-linux perf:linux-perf
+FORTIO_VERSION ?= v1.66.5
+
+bench-deps: $(STAMP)
+	@missing=""; for t in $(BENCH_APT); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	test -x $(BENCH_WORK)/bin/fortio || GOBIN=$(CURDIR)/$(BENCH_WORK)/bin go install fortio.org/fortio@$(FORTIO_VERSION)
+	cd bench/relay && CARGO_TARGET_DIR=$(CURDIR)/$(BENCH_WORK)/relay-target cargo build --release --locked --quiet
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -c 'import meshcore._core' 2>/dev/null || $(MAKE) dev
+
+bench-smoke: bench-deps
+	$(BIN)/python -m bench.suite --mode smoke
+
+bench: bench-deps
+	$(BIN)/python -m bench.suite --mode quick
+
+bench-full: bench-deps
+	$(BIN)/python -m bench.suite --mode full
 
 clean:
 	rm -rf $(VENV) target

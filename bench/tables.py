@@ -1,0 +1,254 @@
+"""The generated part of bench/README.md: one table per scenario and the charts."""
+
+# ruff: noqa: RUF001, RUF002 (typographic symbols in markdown are intended)
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.report import fmt, table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PEERS = ["direct", "relay", "nginx", "haproxy"]
+
+
+def _pm(s: dict[str, float], digits: int = 0) -> str:
+    """median ±half the min–max range, as a percentage of the median."""
+    if math.isnan(s["median"]):
+        return "–"
+    return f"{fmt(s['median'], digits)} ±{s['rel'] * 50:.0f}%"
+
+
+def _x(r: dict[str, float], key: str) -> str:
+    v = r.get(key)
+    return f"×{v:.2f}" if v is not None else "–"
+
+
+def _throughput(name: str, payload: dict[str, Any], key: str, unit: str, extra: list[str]) -> str:
+    summary, ratio = payload["summary"], payload["ratios"]
+    header = ["system", unit, "vs direct", "vs relay", "vs nginx", "vs haproxy", *extra]
+    rows = []
+    for system, s in summary.items():
+        row = [system, _pm(s[key])]
+        row += [_x(ratio[system], f"vs_{p}") for p in PEERS]
+        for e in extra:
+            col = {
+                "CPU µs/req": "cpu_us_per_req",
+                "proxy core busy": "proxy_busy",
+                "wrk p99 µs": "p99_us",
+                "proxy CPU ms": "cpu_ms_per_100mb",
+            }[e]
+            v = s.get(col, {}).get("median")
+            row.append(
+                f"{v:.0%}"
+                if col == "proxy_busy" and v is not None and not math.isnan(v)
+                else fmt(v, 1)
+            )
+        rows.append(row)
+    return f"**{name}**\n\n" + table(header, rows)
+
+
+def _latency(payload: dict[str, Any]) -> str:
+    out = []
+    params = payload["params"]
+    for rate, block in payload["by_rate"].items():
+        added, summary = block["added_us"], block["summary"]
+        header = [
+            "system",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "added p50 µs",
+            "added p90 µs",
+            "added p99 µs",
+            "CPU µs/req",
+            "rate held",
+        ]
+        rows = []
+        for system, s in summary.items():
+            a = {k: added[k].get(system) for k in ("p50_us", "p90_us", "p99_us")}
+            rows.append(
+                [
+                    system,
+                    fmt(s["p50_us"]["median"], 0),
+                    fmt(s["p90_us"]["median"], 0),
+                    fmt(s["p99_us"]["median"], 0),
+                    *(
+                        f"{fmt(v['median'], 0)} [{fmt(v['min'], 0)}…{fmt(v['max'], 0)}]"
+                        if v
+                        else "–"
+                        for v in a.values()
+                    ),
+                    fmt(s.get("cpu_us_per_req", {}).get("median"), 1),
+                    "yes" if block["below_knee"][system] else "**no**",
+                ]
+            )
+        out.append(
+            f"**Added latency at {rate} requests/s** (fortio, constant rate, `-uniform`, "
+            f"{params['connections']} keep-alive connections, {params['seconds']} s per run; "
+            "added = system − direct in the same repeat, median [min…max])\n\n"
+            + table(header, rows)
+        )
+    return "\n\n".join(out)
+
+
+def _memory(payload: dict[str, Any], rps: dict[str, Any] | None) -> str:
+    levels = payload["params"]["idle_levels"]
+    header = [
+        "system",
+        "RSS idle",
+        *[f"RSS, {n:,} idle conns" for n in levels],
+        "per idle connection",
+        "RSS peak, max-rps load",
+    ]
+    rows = []
+    for system, d in payload["systems"].items():
+        pts = d["rss_with_idle_connections_kb"]
+        peak = rps["summary"].get(system, {}).get("rss_peak_kb", {}) if rps else {}
+        rows.append(
+            [
+                system,
+                f"{d['rss_idle_kb'] / 1024:.1f} MiB",
+                *[
+                    f"{pts.get(str(n), pts.get(n, 0)) / 1024:.1f} MiB" if pts else "–"
+                    for n in levels
+                ],
+                f"{d['bytes_per_idle_connection'] / 1024:.1f} KiB"
+                if d["bytes_per_idle_connection"] is not None
+                else "–",
+                f"{peak['median'] / 1024:.1f} MiB" if peak else "–",
+            ]
+        )
+    return (
+        "**Memory** (whole-process RSS; meshcore is the Python sidecar process with the "
+        "extension; the per-connection figure is the RSS slope between the two levels of "
+        "keep-alive connections that made one request each)\n\n" + table(header, rows)
+    )
+
+
+def _callgrind(payload: dict[str, Any]) -> str:
+    rows = [
+        [
+            system,
+            s["protocol"],
+            f"{s['instructions_per_request']:,.0f}",
+            f"×{s['vs_relay']:.1f}",
+        ]
+        for system, s in payload["systems"].items()
+    ]
+    return (
+        f"**Instructions per request** (callgrind, one hop, {payload['params']['requests']:,} "
+        "keep-alive requests, start-up and warm-up excluded)\n\n"
+        + table(["system", "listener", "instructions/request", "vs relay"], rows)
+    )
+
+
+def _isolation(payload: dict[str, Any]) -> str:
+    s = payload["gil_isolation"]["summary"]
+    rows = [
+        [name, fmt(s[name]["p50_us"], 1), fmt(s[name]["p99_us"], 1)]
+        for name in ("direct", "idle_python", "busy_python")
+    ]
+    return (
+        "**Python isolation** (bench/gil_isolation.py: a spinning Python thread in the "
+        "process; busy/idle p50 "
+        f"×{s['busy_over_idle_p50_us']:.2f}, p99 ×{s['busy_over_idle_p99_us']:.2f})\n\n"
+        + table(["system", "p50 µs", "p99 µs"], rows)
+    )
+
+
+def publish(results: dict[str, dict[str, Any]], date: str) -> None:  # noqa: PLR0912
+    """Write the charts and replace the generated block of bench/README.md."""
+    any_payload = next(iter(results.values()))
+    m = any_payload["machine"]
+    parts = [
+        f"### Latest run: {date}, `{any_payload['mode']}` pass\n",
+        f"`{any_payload['command']}` on {m['nproc']} × {m['cpu_model']}, kernel "
+        f"{m['kernel']}, commit {m['git_commit']} (extension built {m['extension_built']}), "
+        f"load average at start {' '.join(m['loadavg'])}. Proxy pinned to CPU "
+        f"{any_payload['pinning']['proxy_cpus']}, client and upstream to CPU "
+        f"{any_payload['pinning']['client_and_upstream_cpus']}; every proxy with one worker. "
+        "Raw numbers: `bench/results/" + date + "-<scenario>.json`.",
+    ]
+    notes = sorted({n for p in results.values() for n in p.get("notes", [])})
+    if notes:
+        parts.append("Notes: " + "; ".join(notes) + ".")
+    if "rps" in results:
+        p = results["rps"]
+        parts.append(
+            _throughput(
+                f"Max requests/s, one core (wrk, closed loop, keep-alive, "
+                f"{p['params']['connections']} connections, {p['params']['seconds']} s per run)",
+                p,
+                "rps",
+                "req/s",
+                ["CPU µs/req", "proxy core busy", "wrk p99 µs"],
+            )
+        )
+        chart = report.bar_chart(
+            {n: s["rps"] for n, s in p["summary"].items()},
+            RESULTS / "rps.png",
+            f"max requests/s, one proxy core ({date}, median, min–max)",
+            "requests/s",
+        )
+        if chart:
+            parts.append("![max requests/s](results/rps.png)")
+    if "latency" in results:
+        p = results["latency"]
+        parts.append(_latency(p))
+        by_system: dict[str, dict[float, Any]] = {}
+        for rate, block in p["by_rate"].items():
+            for system, s in block["summary"].items():
+                by_system.setdefault(system, {})[float(rate)] = s
+        chart = report.latency_chart(
+            by_system,
+            RESULTS / "latency.png",
+            f"latency at constant rates (fortio -uniform), {date}: median of repeats, min–max",
+        )
+        if chart:
+            parts.append("![latency percentiles against rate](results/latency.png)")
+    if "churn" in results:
+        p = results["churn"]
+        parts.append(
+            _throughput(
+                "Connection churn (wrk, `Connection: close`: a new connection per request, "
+                f"{p['params']['connections']} connections)",
+                p,
+                "rps",
+                "req/s",
+                ["CPU µs/req"],
+            )
+        )
+    if "h2" in results:
+        p = results["h2"]
+        pp = p["params"]
+        parts.append(
+            _throughput(
+                f"HTTP/2 (h2load, h2c, {pp['connections']} connections × "
+                f"{pp['streams_per_connection']} streams; L7 proxies speak HTTP/1.1 upstream)",
+                p,
+                "rps",
+                "req/s",
+                ["CPU µs/req"],
+            )
+        )
+    if "stream" in results:
+        parts.append(
+            _throughput(
+                "One 100 MB body (curl, MB/s)",
+                results["stream"],
+                "mb_per_s",
+                "MB/s",
+                ["proxy CPU ms"],
+            )
+        )
+    if "memory" in results:
+        parts.append(_memory(results["memory"], results.get("rps")))
+    if "callgrind" in results:
+        parts.append(_callgrind(results["callgrind"]))
+    if "isolation" in results:
+        parts.append(_isolation(results["isolation"]))
+    report.update_readme("\n\n".join(parts))
