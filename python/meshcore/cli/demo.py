@@ -67,6 +67,10 @@ class DemoError(Exception):
     """The demo cannot go on; the message says why (and which process, if one died)."""
 
 
+class Interrupted(DemoError):
+    """Ctrl-C (or SIGTERM) before the mesh was up: stop quietly."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--examples",
@@ -682,6 +686,8 @@ async def _demo(args: argparse.Namespace, mesh: Mesh) -> int:
     report: dict[str, Any] | None = None
     try:
         report = await _run(run, view)
+    except Interrupted:
+        report = None
     except DemoError as error:
         failed = error
     finally:
@@ -696,13 +702,17 @@ async def _demo(args: argparse.Namespace, mesh: Mesh) -> int:
             shutil.rmtree(temp, ignore_errors=True)
     if failed is not None:
         return 1
-    if report is not None:
+    if report is None:
+        return 130
+    if args.headless:
         _print_report(args.output, report)
+    else:
+        _print_summary(args.output, report)
     return 0
 
 
-async def _run(run: Run, view: LiveView | None) -> dict[str, Any] | None:
-    """Starts everything, then runs the steps (or the headless one); the report if headless."""
+async def _run(run: Run, view: LiveView | None) -> dict[str, Any]:
+    """Starts everything, then runs the steps (or the headless one); the report."""
     _check_ports_free(run.mesh)
     first = run.mesh.step(run.args.step if run.args.headless else 1)
     run.config_dir.mkdir()
@@ -721,8 +731,7 @@ async def _run(run: Run, view: LiveView | None) -> dict[str, Any] | None:
     try:
         if view is None:
             return await _headless(run, generator, first)
-        await _interactive(run, generator, view)
-        return None
+        return await _interactive(run, generator, view)
     finally:
         await generator.stop()
 
@@ -804,7 +813,7 @@ async def _wait_for(run: Run, checks: list[tuple[str, Callable[[], bool]]]) -> N
     while pending:
         run.processes.check()
         if run.stop.is_set():
-            raise DemoError("interrupted while starting")
+            raise Interrupted("interrupted while starting")
         pending = [(what, ok) for what, ok in pending if not await asyncio.to_thread(ok)]
         if not pending:
             return
@@ -851,7 +860,8 @@ async def _headless(run: Run, generator: TrafficGenerator, step: Step) -> dict[s
     return report
 
 
-async def _interactive(run: Run, generator: TrafficGenerator, view: LiveView) -> None:
+async def _interactive(run: Run, generator: TrafficGenerator, view: LiveView) -> dict[str, Any]:
+    """Walks through the steps until the last one's time is up or Ctrl-C; a summary."""
     started = time.monotonic()
     steps = run.mesh.steps
     history: list[dict[str, Any]] = []
@@ -878,6 +888,8 @@ async def _interactive(run: Run, generator: TrafficGenerator, view: LiveView) ->
         view.draw_sidecars(rates)
         if await _sleep_or_stop(run, 1.0):
             break
+    history.append({**_step_info(run.mesh, steps[index]), **generator.metrics.report()})
+    return {"steps": history}
 
 
 @dataclass
@@ -954,6 +966,18 @@ def _cluster_split(
 
     was, now = counts(before.get(sidecar)), counts(after.get(sidecar))
     return {subset: n - was.get(subset, 0) for subset, n in sorted(now.items())}
+
+
+def _print_summary(output: str, summary: dict[str, Any]) -> None:
+    """What each step of the walkthrough observed."""
+    if output == "json":
+        print(json.dumps(summary, sort_keys=True))
+        return
+    for step in summary["steps"]:
+        print(
+            f"step {step['number']} ({step['title']}): {step['requests']} requests, "
+            f"{step['errors']} errors; reviews {_split_text(step['by_version'])}"
+        )
 
 
 def _print_report(output: str, report: dict[str, Any]) -> None:
