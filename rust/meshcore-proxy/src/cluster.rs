@@ -5,10 +5,14 @@
 //! An endpoint's load and pool belong to its (cluster name, address) and carry over from
 //! the previous apply, so a changed endpoint set keeps warm connections and in-flight
 //! requests, and the load-aware balancers keep what they learned.
+//!
+//! An `original_dst` cluster has no endpoints of its own: each captured connection brings
+//! one (its original destination). Its endpoints are made on first use and kept, with
+//! their pools, so keep-alive to a passthrough destination works as it does for any other.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper::HeaderMap;
@@ -18,6 +22,10 @@ use tracing::warn;
 use crate::balancer::{Balancer, EndpointLoad, Policy, stable_hash};
 use crate::http::pool::{EndpointPool, PoolSettings};
 use crate::stats::ClusterCounters;
+
+/// How many original destinations an `original_dst` cluster keeps pools for; past it,
+/// the ones no request is using are let go.
+const MAX_ORIGINAL_DST_ENDPOINTS: usize = 1024;
 
 #[derive(Debug)]
 pub(crate) struct Endpoint {
@@ -37,6 +45,8 @@ pub(crate) struct Cluster {
     endpoints: Vec<Endpoint>,
     loads: Vec<Arc<EndpointLoad>>,
     balancer: Balancer,
+    /// `original_dst` only: the destinations seen so far.
+    original_dst: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
     pub(crate) counters: Arc<ClusterCounters>,
 }
 
@@ -88,6 +98,10 @@ impl Cluster {
                 ),
             }
         }
+        let original_dst = previous
+            .filter(|p| p.kind == ClusterKind::OriginalDst && spec.kind == ClusterKind::OriginalDst)
+            .map(|p| p.original_dst_endpoints().clone())
+            .unwrap_or_default();
         let keys: Vec<String> = endpoints.iter().map(|e| e.address.to_string()).collect();
         let connect_timeout = Duration::from_millis(spec.connect_timeout_ms);
         Self {
@@ -108,8 +122,36 @@ impl Cluster {
             balancer: Balancer::new(Policy::from(spec.lb_policy), &weights, &keys),
             loads: endpoints.iter().map(|e| Arc::clone(&e.load)).collect(),
             endpoints,
+            original_dst: Mutex::new(original_dst),
             counters,
         }
+    }
+
+    /// The endpoint of an `original_dst` cluster for one original destination.
+    pub(crate) fn original_dst_endpoint(&self, address: SocketAddr) -> Arc<Endpoint> {
+        let mut endpoints = self.original_dst_endpoints();
+        if let Some(endpoint) = endpoints.get(&address) {
+            return Arc::clone(endpoint);
+        }
+        if endpoints.len() >= MAX_ORIGINAL_DST_ENDPOINTS {
+            endpoints.retain(|_, endpoint| Arc::strong_count(endpoint) > 1);
+        }
+        let endpoint = Arc::new(Endpoint {
+            address,
+            load: Arc::new(EndpointLoad::default()),
+            pool: Arc::new(EndpointPool::new(address)),
+        });
+        endpoints.insert(address, Arc::clone(&endpoint));
+        endpoint
+    }
+
+    fn original_dst_endpoints(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<Endpoint>>> {
+        // The map stays consistent whatever a panicking holder did: take it as it is.
+        self.original_dst
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The endpoint for a new connection or request, or `None` when the cluster has none.

@@ -16,10 +16,13 @@
 //!    │
 //!  pick route        routing.rs    load() the routing table; the socket's route
 //!    │
+//!  original dst      original_dst.rs  where a redirected connection was going
+//!    │                             (SO_ORIGINAL_DST; not redirected or a loop → none)
 //!  pick cluster      routing.rs    weighted random over the route's clusters
 //!    │                             (none → no_healthy_upstream, close)
-//!  pick endpoint     cluster.rs    the cluster's lb_policy (balancer.rs)
-//!    │                             (no endpoint → no_healthy_upstream, close)
+//!  pick endpoint     cluster.rs    the cluster's lb_policy (balancer.rs); an original_dst
+//!    │                             cluster takes the original destination instead
+//!    │                             (none → no_healthy_upstream, close)
 //!  connect           tcp_proxy.rs  within connect_timeout_ms
 //!    │                             (failed / timed out → connect_failures, close)
 //!  copy              copy.rs       both ways, half-close, idle timeout, live byte counts
@@ -40,6 +43,7 @@ pub mod fuzzing;
 mod http;
 mod listener;
 mod options;
+mod original_dst;
 mod routing;
 mod stats;
 mod tcp_proxy;

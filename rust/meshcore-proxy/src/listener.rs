@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 use crate::drain::Drain;
 use crate::error::ApplyError;
 use crate::http;
+use crate::original_dst::OriginalDst;
 use crate::routing::{RoutingTable, socket_address};
 use crate::stats::{DownstreamMeter, ListenerCounters, ListenerStats, TotalCounters};
 use crate::tcp_proxy;
@@ -283,11 +284,14 @@ async fn accept_loop(
                 };
                 let meter =
                     DownstreamMeter::open(Arc::clone(&counters), Arc::clone(&context.totals));
+                let local = stream.local_addr().unwrap_or(address);
+                let original_dst = OriginalDst::of(&stream, local);
                 if route.protocol == meshcore_snapshot::Protocol::Tcp {
                     context.drain.spawn_connection(tcp_proxy::serve(
                         stream,
                         Bytes::new(),
                         peer,
+                        original_dst,
                         route,
                         meter,
                     ));
@@ -295,6 +299,7 @@ async fn accept_loop(
                     context.drain.spawn_connection(http::serve_connection(
                         stream,
                         peer,
+                        original_dst,
                         route,
                         Arc::clone(&context.table),
                         Arc::clone(&counters),

@@ -2,6 +2,10 @@
 //! connection, whose already-read bytes come as `prefix`): pick a cluster → pick an endpoint → connect →
 //! copy both ways → close.
 //!
+//! An `original_dst` cluster (Istio's PassthroughCluster) connects to where the client was
+//! going before capture redirected it ([`OriginalDst`]); a connection that was not
+//! redirected, or would loop back into the proxy, has no such endpoint.
+//!
 //! A connection that cannot be forwarded (no endpoint, connect failed or timed out) is
 //! counted and closed; the client sees the connection close without data. One connect
 //! attempt is made: retrying other endpoints is a policy the route does not express yet.
@@ -10,11 +14,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use meshcore_snapshot::ClusterKind;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::copy::{CopyEnd, copy_bidirectional};
+use crate::original_dst::OriginalDst;
 use crate::routing::ListenerRoute;
 use crate::stats::{DownstreamMeter, UpstreamMeter};
 
@@ -23,6 +29,7 @@ pub(crate) async fn serve(
     downstream: TcpStream,
     prefix: Bytes,
     peer: SocketAddr,
+    original_dst: OriginalDst,
     route: Arc<ListenerRoute>,
     meter: DownstreamMeter,
 ) {
@@ -34,7 +41,18 @@ pub(crate) async fn serve(
         meter.no_healthy_upstream(None);
         return;
     };
-    let Some(endpoint) = cluster.pick_endpoint(peer.ip()) else {
+    let endpoint = match cluster.kind {
+        ClusterKind::Static => cluster.pick_endpoint(peer.ip()),
+        ClusterKind::OriginalDst => match original_dst.target() {
+            Ok(address) => Some(address),
+            Err(why) => {
+                warn!(%peer, listener = %route.name, cluster = %cluster.name, "closing: {why}");
+                meter.no_healthy_upstream(Some(&cluster.counters));
+                return;
+            }
+        },
+    };
+    let Some(endpoint) = endpoint else {
         debug!(%peer, listener = %route.name, cluster = %cluster.name, "no healthy upstream");
         meter.no_healthy_upstream(Some(&cluster.counters));
         return;

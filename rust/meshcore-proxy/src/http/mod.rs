@@ -18,7 +18,9 @@
 //!    │                               redirect / direct_response → local reply
 //!    │                               CONNECT on an http_proxy listener → http/tunnel.rs
 //!  pick upstream    http/upstream.rs weighted cluster → header edits, rewrite
-//!    │              balancer/*       endpoint by lb_policy (+ hash policy) (none → 503 UH)
+//!    │              balancer/*       endpoint by lb_policy (+ hash policy) (none → 503 UH);
+//!    │                               original_dst cluster: the connection's original
+//!    │                               destination (not redirected → 503 UH)
 //!  upstream request http/pool.rs     pooled HTTP/1 or multiplexed HTTP/2 connection
 //!    │              http/upstream.rs per-try timeout, retries, route timeout
 //!    │                               (connect → UF, reset → UC, timeout → UT, full → UO)
@@ -60,6 +62,7 @@ use self::access_log::AccessLogger;
 use self::detect::{Prefixed, detect};
 use self::pool::Wire;
 use self::server::Downstream;
+use crate::original_dst::OriginalDst;
 use crate::routing::{ListenerRoute, RoutingTable};
 use crate::stats::{DownstreamMeter, ListenerCounters, TotalCounters};
 use crate::tcp_proxy;
@@ -106,6 +109,7 @@ impl HttpSettings {
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
+    original_dst: OriginalDst,
     listener: Arc<ListenerRoute>,
     table: Arc<ArcSwap<RoutingTable>>,
     counters: Arc<ListenerCounters>,
@@ -130,7 +134,7 @@ pub(crate) async fn serve_connection(
         Detected::Http2 => Wire::Http2,
         Detected::Closed => return,
         Detected::Opaque | Detected::Timeout if auto => {
-            tcp_proxy::serve(stream, buffer.freeze(), peer, listener, meter).await;
+            tcp_proxy::serve(stream, buffer.freeze(), peer, original_dst, listener, meter).await;
             return;
         }
         // An `http` listener hands what it got to the HTTP/1 server, which answers 400.
@@ -141,6 +145,7 @@ pub(crate) async fn serve_connection(
     let downstream = Arc::new(Downstream {
         peer,
         local,
+        original_dst,
         listener,
         table,
         totals,

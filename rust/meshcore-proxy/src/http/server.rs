@@ -32,6 +32,7 @@ use super::rewrite::{redirect_location, split_authority};
 use super::router::{Action, RouteTable};
 use super::upstream::{self, Forwarding};
 use super::{HttpSettings, tunnel};
+use crate::original_dst::OriginalDst;
 use crate::routing::{ListenerRoute, RoutingTable};
 use crate::stats::{ListenerCounters, TotalCounters};
 
@@ -41,6 +42,8 @@ pub(crate) struct Downstream {
     pub(crate) peer: SocketAddr,
     /// The connection's local address.
     pub(crate) local: SocketAddr,
+    /// Where the connection was going before capture redirected it.
+    pub(crate) original_dst: OriginalDst,
     /// The listener's route when the connection was accepted (name, tcp_route, flags).
     pub(crate) listener: Arc<ListenerRoute>,
     pub(crate) table: Arc<ArcSwap<RoutingTable>>,
@@ -236,11 +239,14 @@ async fn route_request(
     };
     let (_, port) = split_authority(&authority);
     let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
-    let port = port.unwrap_or(if downstream.listener.http_proxy {
-        80
-    } else {
-        downstream.local.port()
-    });
+    // A Host without a port: the port the client dialled (before capture redirected it).
+    let port =
+        port.or(downstream.original_dst.port())
+            .unwrap_or(if downstream.listener.http_proxy {
+                80
+            } else {
+                downstream.local.port()
+            });
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
     let view = RequestView {

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use meshcore_snapshot::ClusterProtocol;
+use meshcore_snapshot::{ClusterKind, ClusterProtocol};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -130,6 +130,19 @@ pub(crate) async fn forward(
         target: Some(cluster.name.clone()),
     };
     cluster.counters.request();
+    // An original_dst cluster has one endpoint per request: where the client was going.
+    let original_dst = match cluster.kind {
+        ClusterKind::Static => None,
+        ClusterKind::OriginalDst => match downstream.original_dst.target() {
+            Ok(address) => Some(cluster.original_dst_endpoint(address)),
+            Err(why) => {
+                return Err(LocalReply::no_healthy_upstream(
+                    format!("cluster {} has no endpoint: {why}", cluster.name),
+                    decision,
+                ));
+            }
+        },
+    };
 
     let upgrade = is_upgrade(&request);
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -223,7 +236,10 @@ pub(crate) async fn forward(
         };
         let mut request = Request::from_parts(clone_parts(&parts), body);
         *request.extensions_mut() = parts.extensions.clone();
-        let endpoint = cluster.pick(hash);
+        let endpoint = match &original_dst {
+            Some(endpoint) => Some(&**endpoint),
+            None => cluster.pick(hash),
+        };
         if let Some(endpoint) = endpoint {
             record.upstream_host = Some(endpoint.address);
         }
