@@ -4,9 +4,16 @@ Layers, outermost first (enforced by import-linter, see pyproject.toml):
 ``cli > (control | agent) > (k8s | dataplane) > compile > registry > config``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("meshcore")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
+
+def __getattr__(name: str) -> str:
+    # Resolved on first use: importlib.metadata is not worth loading in every sidecar.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            return version("meshcore")
+        except PackageNotFoundError:  # a source tree without an install
+            return "0.0.0"
+    raise AttributeError(f"module 'meshcore' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The control-plane protocol, agent side: frames, and the messages an agent sends.
 
-Same wire format as `meshcore.control.protocol` (ARCHITECTURE.md, "Control-plane
-protocol"): ``meta_len:u32be payload_len:u32be meta-JSON payload``. The agent never parses
+Frames come from `meshcore.discovery.frames`, shared with `meshcore.control.protocol`
+(ARCHITECTURE.md, "Control-plane protocol").  The agent never parses
 a pushed snapshot: the payload goes to the data plane's ``apply`` as bytes (inflated first
 when the meta says ``"encoding": "zlib"``), which keeps pydantic and the compiler out of
 the sidecar process.
@@ -9,61 +9,29 @@ the sidecar process.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import struct
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-PROTOCOL_VERSION = 1
-HEADER = struct.Struct(">II")
-MAX_META = 1 << 20
-MAX_PAYLOAD = 256 << 20
+from meshcore.discovery.frames import (
+    ACK,
+    ERROR,
+    HEADER,
+    HELLO,
+    MAX_META,
+    MAX_PAYLOAD,
+    NACK,
+    PING,
+    PROTOCOL_VERSION,
+    PUSH,
+    WELCOME,
+    Frame,
+    ProtocolError,
+    encode,
+    read_frame,
+)
+
 MAX_SNAPSHOT = 256 << 20
-
-HELLO = "HELLO"
-WELCOME = "WELCOME"
-PUSH = "PUSH"
-ACK = "ACK"
-NACK = "NACK"
-PING = "PING"
-ERROR = "ERROR"
-
-
-class ProtocolError(ValueError):
-    """The control plane sent something that is not a valid frame or message."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    meta: Mapping[str, Any]
-    payload: bytes = b""
-
-    @property
-    def type(self) -> str:
-        return str(self.meta.get("type", ""))
-
-
-def encode(meta: Mapping[str, Any], payload: bytes = b"") -> bytes:
-    body = json.dumps(meta, separators=(",", ":")).encode()
-    return HEADER.pack(len(body), len(payload)) + body + payload
-
-
-async def read_frame(reader: asyncio.StreamReader) -> Frame:
-    """The next frame; raises `asyncio.IncompleteReadError` at end of stream."""
-    meta_len, payload_len = HEADER.unpack(await reader.readexactly(HEADER.size))
-    if meta_len > MAX_META or payload_len > MAX_PAYLOAD:
-        raise ProtocolError(f"frame too large (meta {meta_len}, payload {payload_len} bytes)")
-    try:
-        meta = json.loads(await reader.readexactly(meta_len))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ProtocolError(f"frame meta is not JSON: {error}") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("type"), str):
-        raise ProtocolError("frame meta is not an object with a type")
-    payload = await reader.readexactly(payload_len) if payload_len else b""
-    return Frame(meta, payload)
 
 
 def snapshot_bytes(frame: Frame, limit: int = MAX_SNAPSHOT) -> bytes:
@@ -128,3 +96,28 @@ def nack(version: str, nonce: object, path: str, code: str, message: str) -> byt
         {"type": NACK, "version": version, "nonce": nonce, "path": path, "code": code,
          "message": message}
     )  # fmt: skip
+
+
+__all__ = [
+    "ACK",
+    "ERROR",
+    "HEADER",
+    "HELLO",
+    "MAX_META",
+    "MAX_PAYLOAD",
+    "MAX_SNAPSHOT",
+    "NACK",
+    "PING",
+    "PROTOCOL_VERSION",
+    "PUSH",
+    "WELCOME",
+    "Frame",
+    "ProtocolError",
+    "ProxyInfo",
+    "ack",
+    "encode",
+    "hello",
+    "nack",
+    "read_frame",
+    "snapshot_bytes",
+]
