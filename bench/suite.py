@@ -121,6 +121,7 @@ MODES = {
         isolation=(3000, 3),
         callgrind_requests=2000,
         profile=False,
+        scenarios=[s for s in SCENARIOS if s != "profile"],
     ),
     "full": Mode(
         repeats=5,
@@ -251,7 +252,8 @@ class Suite:
     def __init__(self, mode_name: str, only: list[str] | None, systems: list[str]) -> None:
         self.mode_name = mode_name
         self.mode = MODES[mode_name]
-        self.scenarios = [s for s in self.mode.scenarios if only is None or s in only]
+        self.only = only
+        self.scenarios = [s for s in SCENARIOS if s in only] if only else self.mode.scenarios
         self.names = systems
         self.date = datetime.date.today().isoformat()
         self.out = WORK / "results" if mode_name == "smoke" else ROOT / "bench" / "results"
@@ -596,8 +598,10 @@ class Suite:
                     print(f"  ! {scenario} failed: {e}", flush=True)
         finally:
             self.procs.close()
-        if self.mode_name != "smoke" and self.results:
+        if self.mode_name != "smoke" and self.results and self.only is None:
             tables.publish(self.results, self.date)
+        elif self.results:
+            print("bench/README.md not updated (smoke or --only run)")
         print(f"done in {time.monotonic() - t0:.0f}s; notes: {self.lab.notes}")
         if self.failures:
             print("FAILURES:\n  " + "\n  ".join(self.failures))
