@@ -77,7 +77,7 @@ def match_text(matches: list[dict[str, Any]]) -> str:
 
 
 def listeners_table(snapshot: dict[str, Any]) -> list[list[str]]:
-    rows = [["NAME", "ADDRESS", "PORT", "PROTOCOL", "DIRECTION", "DESTINATION"]]
+    rows = [["NAME", "ADDRESS", "PORT", "PROTOCOL", "DIRECTION", "DESTINATION", "FROM"]]
     for listener in snapshot["listeners"]:
         if listener.get("route_config"):
             destination = f"Route: {listener['route_config']}"
@@ -97,6 +97,7 @@ def listeners_table(snapshot: dict[str, Any]) -> list[list[str]]:
                 protocol,
                 listener.get("direction", "outbound").upper(),
                 destination,
+                origin_text(listener.get("origin")),
             ]
         )
     return rows

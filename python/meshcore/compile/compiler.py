@@ -454,7 +454,20 @@ class _ProxyCompilation:
                 direction="outbound",
                 route_config=route_config,
                 tcp_route=tcp_route,
+                origin=self._sidecar_origin(f"egress[{egress.index}]"),
             )
+        )
+
+    def _sidecar_origin(self, rule: str) -> Origin | None:
+        """The Sidecar entry a listener was built from, for `proxy-config listeners`."""
+        sidecar = self.scope.sidecar
+        if sidecar is None:
+            return None
+        return Origin(
+            kind="Sidecar",
+            namespace=sidecar.metadata.namespace,
+            name=sidecar.metadata.name,
+            rule=rule,
         )
 
     def _tcp_route(self, service: Service, port: int) -> TcpRoute:
@@ -514,7 +527,13 @@ class _ProxyCompilation:
                     continue
                 if ingress.capture_mode == "NONE":
                     bind = ingress.bind or "0.0.0.0"  # noqa: S104 - reachable from the mesh
-                    self._add_inbound(f"inbound|{number}", (bind, number), protocol, endpoint)
+                    self._add_inbound(
+                        f"inbound|{number}",
+                        (bind, number),
+                        protocol,
+                        endpoint,
+                        origin=self._sidecar_origin(f"ingress[{i}]"),
+                    )
                 else:
                     captured.append((number, protocol, endpoint))
         else:
@@ -539,7 +558,9 @@ class _ProxyCompilation:
         socket: tuple[str, int],
         protocol: PortProtocol,
         endpoint: tuple[str, int],
+        *,
         app_port: int | None = None,
+        origin: Origin | None = None,
     ) -> None:
         listener, route_config, cluster = inbound_parts(
             name=name,
@@ -548,6 +569,7 @@ class _ProxyCompilation:
             app_port=app_port or socket[1],
             protocol=protocol,
             endpoint=endpoint,
+            origin=origin,
         )
         self.listeners.append(listener)
         if route_config is not None:

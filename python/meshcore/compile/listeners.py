@@ -22,6 +22,7 @@ from meshcore.compile.snapshot import (
     ForwardAction,
     HttpWeightedCluster,
     Listener,
+    Origin,
     Protocol,
     Route,
     RouteConfig,
@@ -61,6 +62,7 @@ def inbound_parts(
     app_port: int,
     protocol: PortProtocol,
     endpoint: tuple[str, int],
+    origin: Origin | None = None,
 ) -> tuple[Listener, RouteConfig | None, Cluster]:
     """A listener to one app port, with its route config (HTTP) and `inbound|PORT||` cluster."""
     cluster = cluster_name("inbound", app_port, "", "")
@@ -87,6 +89,7 @@ def inbound_parts(
         direction="inbound",
         route_config=route_config.name if route_config else None,
         tcp_route=TcpRoute(clusters=[WeightedCluster(name=cluster)]) if kind != "http" else None,
+        origin=origin,
     )
     target = Cluster(
         name=cluster,

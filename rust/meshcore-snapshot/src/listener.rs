@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::route::Origin;
+
 /// Envoy's tcp_proxy default: an hour without bytes either way closes the connection.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 3_600_000;
 
@@ -68,6 +70,9 @@ pub struct Listener {
     /// The [`crate::RouteConfig`] HTTP requests are routed by: required for `http` and `auto`.
     #[serde(default)]
     pub route_config: Option<String>,
+    /// The Istio object that asked for this listener (a Sidecar's egress or ingress entry).
+    #[serde(default)]
+    pub origin: Option<Origin>,
 }
 
 /// An L4 route: each new connection goes to one of these clusters, chosen by weight.

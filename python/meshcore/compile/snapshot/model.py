@@ -70,6 +70,19 @@ class TcpRoute(_Contract):
     clusters: list[WeightedCluster]
 
 
+class Origin(_Contract):
+    """The Istio object (and rule) a piece of compiled config came from."""
+
+    kind: str
+    namespace: str
+    name: str
+    rule: str = ""
+
+    def __str__(self) -> str:
+        rule = f" {self.rule}" if self.rule else ""
+        return f"{self.kind}/{self.namespace}/{self.name}{rule}"
+
+
 class Listener(_Contract):
     """A bound socket, reconciled by (address, port) so a rename keeps its connections."""
 
@@ -83,19 +96,8 @@ class Listener(_Contract):
     idle_timeout_ms: U64 = DEFAULT_IDLE_TIMEOUT_MS
     tcp_route: TcpRoute | None = None
     route_config: str | None = None
-
-
-class Origin(_Contract):
-    """The Istio object (and rule) a piece of compiled config came from."""
-
-    kind: str
-    namespace: str
-    name: str
-    rule: str = ""
-
-    def __str__(self) -> str:
-        rule = f" {self.rule}" if self.rule else ""
-        return f"{self.kind}/{self.namespace}/{self.name}{rule}"
+    origin: Origin | None = None
+    """The Istio object that asked for this listener (a Sidecar's egress or ingress entry)."""
 
 
 class StringMatch(_Contract):
