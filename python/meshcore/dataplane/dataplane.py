@@ -84,6 +84,24 @@ class DataPlane:
         """Where a listener is bound, by name."""
         return self._core.local_addr(listener)
 
+    def drain_inbound(self) -> None:
+        """Istio's sidecar shutdown, first step: inbound listeners stop accepting (outbound
+        ones keep serving, so the app can finish its own calls), inbound HTTP/2 connections
+        get GOAWAY and HTTP/1 responses ``Connection: close``. Returns at once; poll
+        :meth:`active_connections` to learn when nothing is left in flight."""
+        self._core.drain("inbound")
+
+    def active_connections(self, direction: str | None = None) -> int:
+        """Downstream connections plus HTTP requests in flight, of one direction or both:
+        ``direction`` is ``"inbound"``, ``"outbound"`` or ``None`` (both). Exit when this
+        reaches zero or the drain deadline passes, not after a fixed sleep."""
+        return self._core.active_connections(direction)
+
+    def quit_requested(self) -> bool:
+        """Whether ``POST /quitquitquit`` reached the admin server (pilot-agent's exit
+        request); the agent polls it and shuts down."""
+        return self._core.quit_requested()
+
     def shutdown(self, grace_seconds: float = 5.0) -> int:
         """Stops accepting, drains up to ``grace_seconds``, closes the rest; returns how many
         connections were closed by force. Safe to call twice."""

@@ -1,5 +1,5 @@
 //! The data plane: its two runtimes, and the coarse calls the binding makes (start,
-//! apply, stats, config dump, shutdown).
+//! apply, stats, config dump, drain, shutdown).
 //!
 //! # Runtimes
 //!
@@ -26,18 +26,31 @@
 //! cluster it started with, so no config change drops a connection. A socket that is kept
 //! keeps its connections even if the listener is renamed or re-routed.
 //!
+//! # Drain and shutdown
+//!
+//! [`DataPlane::drain`] is Istio's sidecar shutdown, one direction at a time: the
+//! listeners of that [`Direction`] stop accepting and close their sockets (the other
+//! direction keeps serving), and its HTTP connections are told to finish (HTTP/2 GOAWAY,
+//! `Connection: close` on HTTP/1, idle keep-alive connections closed at once; see
+//! `drain.rs`). The drain is sticky: a later apply does not bind that direction's
+//! listeners again. [`DataPlane::connections`] counts what is still in flight, so the
+//! agent can exit when it reaches zero or its deadline passes.
+//! [`DataPlane::shutdown`] does the same for both directions, waits up to its grace
+//! period, then force-closes what is left and stops the runtimes.
+//!
 //! Known limit: a new socket that overlaps a socket being removed in the same apply (say
 //! `127.0.0.1:p` replaced by `0.0.0.0:p`) fails to bind, because binding happens before
 //! anything is removed; apply the removal first, then the addition.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use meshcore_snapshot::Snapshot;
+use meshcore_snapshot::{Direction, Snapshot};
 use serde::Serialize;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +81,8 @@ pub struct ShutdownReport {
 #[derive(Debug)]
 pub struct DataPlane {
     shared: Arc<Shared>,
-    control: Mutex<Control>,
+    /// Shared with the admin server's drain endpoint, which holds it weakly.
+    control: Arc<Mutex<Control>>,
 }
 
 /// What the request path, the admin server and the reporting calls read without locks.
@@ -81,6 +95,10 @@ pub(crate) struct Shared {
     applies_accepted: AtomicU64,
     applies_rejected: AtomicU64,
     shut_down: AtomicBool,
+    /// Tracks every connection; counts them and HTTP requests per direction.
+    pub(crate) drain: Drain,
+    /// Set by the admin server's `/quitquitquit`; the agent polls it.
+    pub(crate) quit_requested: AtomicBool,
 }
 
 impl Shared {
@@ -116,7 +134,8 @@ impl Shared {
     }
 }
 
-/// The single writer's state: changed only by `apply` and `shutdown`, one at a time.
+/// The single writer's state: changed only by `apply`, `drain` and `shutdown`, one at a
+/// time.
 #[derive(Debug)]
 struct Control {
     listeners: Listeners,
@@ -183,15 +202,12 @@ impl DataPlane {
         let admin = admin_runtime.handle().clone();
         let shared = Arc::new(Shared::default());
         let admin_stop = CancellationToken::new();
-        if let Some(address) = options.admin_address {
-            let listener = bind(address, &admin)
-                .map_err(|source| StartError::AdminBind { address, source })?;
-            admin.spawn(admin::serve(
-                listener,
-                Arc::clone(&shared),
-                admin_stop.clone(),
-            ));
-        }
+        let admin_listener = options
+            .admin_address
+            .map(|address| {
+                bind(address, &admin).map_err(|source| StartError::AdminBind { address, source })
+            })
+            .transpose()?;
         let stopped = admin_stop.clone();
         let admin_thread = std::thread::Builder::new()
             .name("meshcore-admin".into())
@@ -203,7 +219,7 @@ impl DataPlane {
         let accept = AcceptContext {
             table: Arc::clone(&shared.table),
             totals: Arc::clone(&shared.totals),
-            drain: Drain::default(),
+            drain: shared.drain.clone(),
             runtime: worker.handle().clone(),
         };
         info!(
@@ -211,20 +227,25 @@ impl DataPlane {
             admin_address = ?options.admin_address,
             "data plane started"
         );
-        Ok(DataPlane {
-            shared,
-            control: Mutex::new(Control {
-                listeners: Listeners::default(),
-                accept,
-                runtimes: Some(Runtimes {
-                    worker,
-                    admin,
-                    admin_stop,
-                    admin_thread: Some(admin_thread),
-                }),
-                report: None,
+        let control = Arc::new(Mutex::new(Control {
+            listeners: Listeners::default(),
+            accept,
+            runtimes: Some(Runtimes {
+                worker,
+                admin: admin.clone(),
+                admin_stop: admin_stop.clone(),
+                admin_thread: Some(admin_thread),
             }),
-        })
+            report: None,
+        }));
+        if let Some(listener) = admin_listener {
+            let drainer = Drainer {
+                control: Arc::downgrade(&control),
+                shared: Arc::clone(&shared),
+            };
+            admin.spawn(admin::serve(listener, drainer, admin_stop));
+        }
+        Ok(DataPlane { shared, control })
     }
 
     /// Parses, validates and applies a JSON snapshot. Returns the applied version.
@@ -255,16 +276,21 @@ impl DataPlane {
         if control.runtimes.is_none() {
             return Err(self.shared.reject(ApplyError::ShutDown));
         }
-        let table =
-            RoutingTable::compile(&snapshot, &self.shared.table.load(), &self.shared.totals)
-                .map_err(|e| self.shared.reject(e))?;
+        let table = RoutingTable::compile(
+            &snapshot,
+            &self.shared.table.load(),
+            &self.shared.totals,
+            &self.shared.drain,
+        )
+        .map_err(|e| self.shared.reject(e))?;
+        let serving = serving_listeners(&snapshot, &self.shared.drain);
         let sockets = control
             .listeners
-            .bind_new(&snapshot, &control.accept.runtime)
+            .bind_new(&serving, &control.accept.runtime)
             .map_err(|e| self.shared.reject(e))?;
-        control.listeners.retire_removed(&snapshot);
+        control.listeners.retire_removed(&serving);
         self.shared.table.store(Arc::new(table));
-        control.listeners.start(&snapshot, sockets, &control.accept);
+        control.listeners.start(&serving, sockets, &control.accept);
         self.shared
             .listeners
             .store(Arc::new(control.listeners.view()));
@@ -293,6 +319,25 @@ impl DataPlane {
             .iter()
             .find(|l| !l.draining && l.name == listener_name)
             .map(|l| l.address)
+    }
+
+    /// Drains one direction: its listeners stop accepting (the other direction's keep
+    /// serving), its HTTP connections finish their requests and close, and later applies
+    /// do not bind its listeners again. Returns at once; poll [`DataPlane::connections`]
+    /// to learn when nothing is left. Does nothing once shut down.
+    pub fn drain(&self, direction: Direction) {
+        drain_direction(&self.control, &self.shared, direction);
+    }
+
+    /// Downstream connections (HTTP, TCP, upgraded) plus HTTP requests in flight on them,
+    /// of one direction or (`None`) both: zero means nothing is left to wait for.
+    pub fn connections(&self, direction: Option<Direction>) -> u64 {
+        self.shared.drain.active(direction)
+    }
+
+    /// Whether the admin server received `POST /quitquitquit`.
+    pub fn quit_requested(&self) -> bool {
+        self.shared.quit_requested.load(Ordering::Acquire)
     }
 
     /// Stops accepting on every listener, waits up to `grace` for connections in flight to
@@ -331,13 +376,60 @@ impl DataPlane {
 impl Drop for DataPlane {
     /// A data plane dropped without `shutdown` closes everything at once.
     fn drop(&mut self) {
-        let control = self
-            .control
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut control = lock(&self.control);
         if let Some(runtimes) = control.runtimes.take() {
             runtimes.admin_stop.cancel();
             runtimes.worker.shutdown_background();
+        }
+    }
+}
+
+/// Drains one direction's listeners; shared by [`DataPlane::drain`] and the admin server.
+fn drain_direction(control: &Mutex<Control>, shared: &Shared, direction: Direction) {
+    let mut control = lock(control);
+    let control = &mut *control;
+    if control.runtimes.is_none() || shared.drain.is_draining(direction) {
+        return;
+    }
+    info!(?direction, "draining listeners");
+    // Stop accepting first, so no connection is accepted only to be told to close.
+    if let Some(applied) = shared.applied() {
+        let mut serving = serving_listeners(&applied, &shared.drain).into_owned();
+        serving.listeners.retain(|l| l.direction != direction);
+        control.listeners.retire_removed(&serving);
+        control
+            .listeners
+            .start(&serving, Vec::new(), &control.accept);
+        shared.listeners.store(Arc::new(control.listeners.view()));
+    }
+    shared.drain.start_draining(direction);
+}
+
+/// `snapshot` without the listeners of drained directions: the sockets to serve.
+fn serving_listeners<'a>(snapshot: &'a Snapshot, drain: &Drain) -> Cow<'a, Snapshot> {
+    let drained = |l: &meshcore_snapshot::Listener| drain.is_draining(l.direction);
+    if !snapshot.listeners.iter().any(drained) {
+        return Cow::Borrowed(snapshot);
+    }
+    let mut serving = snapshot.clone();
+    serving.listeners.retain(|l| !drained(l));
+    Cow::Owned(serving)
+}
+
+/// What the admin server's `/drain` holds: the data plane's single writer, weakly, so a
+/// dropped data plane is not kept alive by its own admin task.
+#[derive(Debug)]
+pub(crate) struct Drainer {
+    control: Weak<Mutex<Control>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Drainer {
+    /// Drains `direction` (blocks: it waits for accept loops to stop; call it off the
+    /// admin runtime).
+    pub(crate) fn drain(&self, direction: Direction) {
+        if let Some(control) = self.control.upgrade() {
+            drain_direction(&control, &self.shared, direction);
         }
     }
 }

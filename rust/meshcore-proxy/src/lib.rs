@@ -3,7 +3,8 @@
 //!
 //! The binding (`meshcore-py`) drives it through a few coarse calls on [`DataPlane`]:
 //! [`DataPlane::start`], [`DataPlane::apply_json`], [`DataPlane::stats`],
-//! [`DataPlane::config_dump`] and [`DataPlane::shutdown`]. How runtimes are laid out and
+//! [`DataPlane::config_dump`], [`DataPlane::drain`] (one [`Direction`], with
+//! [`DataPlane::connections`] to see what is left in flight) and [`DataPlane::shutdown`]. How runtimes are laid out and
 //! what an apply guarantees is in the [`dataplane`] module docs.
 //!
 //! An `http` or `auto` listener's connection goes through the L7 phases drawn in the
@@ -50,5 +51,6 @@ mod tcp_proxy;
 
 pub use dataplane::{DataPlane, ShutdownReport};
 pub use error::{ApplyError, StartError};
+pub use meshcore_snapshot::Direction;
 pub use options::Options;
 pub use stats::{ClusterStats, ListenerStats, Stats, TotalStats};

@@ -287,24 +287,23 @@ async fn accept_loop(
                 let local = stream.local_addr().unwrap_or(address);
                 let original_dst = OriginalDst::of(&stream, local);
                 if route.protocol == meshcore_snapshot::Protocol::Tcp {
-                    context.drain.spawn_connection(tcp_proxy::serve(
-                        stream,
-                        Bytes::new(),
-                        peer,
-                        original_dst,
-                        route,
-                        meter,
-                    ));
+                    context.drain.spawn_connection(
+                        route.direction,
+                        tcp_proxy::serve(stream, Bytes::new(), peer, original_dst, route, meter),
+                    );
                 } else {
-                    context.drain.spawn_connection(http::serve_connection(
-                        stream,
-                        peer,
-                        original_dst,
-                        route,
-                        Arc::clone(&context.table),
-                        Arc::clone(&counters),
-                        meter,
-                    ));
+                    context.drain.spawn_connection(
+                        route.direction,
+                        http::serve_connection(
+                            stream,
+                            peer,
+                            original_dst,
+                            route,
+                            Arc::clone(&context.table),
+                            Arc::clone(&counters),
+                            meter,
+                        ),
+                    );
                 }
             }
             Err(e) => {

@@ -9,14 +9,17 @@
 //! it arrives, so keep-alive connections see new routes at their next request.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshcore_snapshot::{ErrorCode, Listener, Protocol, Snapshot, SnapshotError};
+use meshcore_snapshot::{Direction, ErrorCode, Listener, Protocol, Snapshot, SnapshotError};
+use tokio_util::sync::CancellationToken;
 
 use crate::balancer::WeightedRandom;
 use crate::cluster::Cluster;
+use crate::drain::{Drain, InFlight};
 use crate::error::ApplyError;
 use crate::http::HttpSettings;
 use crate::http::access_log::AccessLogger;
@@ -28,6 +31,7 @@ use crate::stats::{ClusterCounters, TotalCounters};
 pub(crate) struct ListenerRoute {
     pub(crate) name: String,
     pub(crate) protocol: Protocol,
+    pub(crate) direction: Direction,
     pub(crate) http_proxy: bool,
     pub(crate) detect_timeout: Duration,
     /// The route config HTTP requests are routed by.
@@ -36,9 +40,26 @@ pub(crate) struct ListenerRoute {
     pub(crate) idle_timeout: Option<Duration>,
     clusters: Vec<Arc<Cluster>>,
     picker: WeightedRandom,
+    drain: Drain,
 }
 
 impl ListenerRoute {
+    /// Fires when the listener's direction drains or the data plane shuts down.
+    pub(crate) fn draining(&self) -> &CancellationToken {
+        self.drain.direction(self.direction).draining()
+    }
+
+    /// Counts one HTTP request as in flight in the listener's direction until dropped.
+    pub(crate) fn request(&self) -> InFlight {
+        self.drain.direction(self.direction).request()
+    }
+
+    /// Runs a connection that outlives its HTTP connection (an upgrade or a CONNECT
+    /// tunnel), tracked and counted like an accepted one.
+    pub(crate) fn spawn_connection(&self, connection: impl Future<Output = ()> + Send + 'static) {
+        self.drain.spawn_connection(self.direction, connection);
+    }
+
     /// A cluster of the listener's `tcp_route`, chosen at random by weight.
     pub(crate) fn pick_cluster(&self) -> Option<&Arc<Cluster>> {
         self.picker.pick().and_then(|i| self.clusters.get(i))
@@ -56,11 +77,13 @@ pub(crate) struct RoutingTable {
 
 impl RoutingTable {
     /// Builds the table of a validated snapshot, carrying cluster counters, endpoint pools
-    /// and the access log writer over from `previous`.
+    /// and the access log writer over from `previous`. Connections of its listeners are
+    /// tracked by `drain`.
     pub(crate) fn compile(
         snapshot: &Snapshot,
         previous: &RoutingTable,
         totals: &Arc<TotalCounters>,
+        drain: &Drain,
     ) -> Result<Self, ApplyError> {
         let settings = &snapshot.settings;
         let mut by_name: HashMap<&str, Arc<Cluster>> = HashMap::new();
@@ -121,7 +144,7 @@ impl RoutingTable {
         let mut routes = HashMap::with_capacity(snapshot.listeners.len());
         for listener in &snapshot.listeners {
             if let Some(address) = socket_address(listener) {
-                routes.insert(address, Arc::new(compile_route(listener, &by_name)));
+                routes.insert(address, Arc::new(compile_route(listener, &by_name, drain)));
             }
         }
         Ok(Self {
@@ -149,7 +172,11 @@ impl RoutingTable {
     }
 }
 
-fn compile_route(listener: &Listener, clusters: &HashMap<&str, Arc<Cluster>>) -> ListenerRoute {
+fn compile_route(
+    listener: &Listener,
+    clusters: &HashMap<&str, Arc<Cluster>>,
+    drain: &Drain,
+) -> ListenerRoute {
     let mut targets = Vec::new();
     let mut weights = Vec::new();
     for target in listener.tcp_route.iter().flat_map(|r| &r.clusters) {
@@ -162,6 +189,7 @@ fn compile_route(listener: &Listener, clusters: &HashMap<&str, Arc<Cluster>>) ->
     ListenerRoute {
         name: listener.name.clone(),
         protocol: listener.protocol,
+        direction: listener.direction,
         http_proxy: listener.http_proxy,
         detect_timeout: Duration::from_millis(listener.detect_timeout_ms),
         route_config: listener.route_config.clone(),
@@ -169,6 +197,7 @@ fn compile_route(listener: &Listener, clusters: &HashMap<&str, Arc<Cluster>>) ->
             .then(|| Duration::from_millis(listener.idle_timeout_ms)),
         clusters: targets,
         picker: WeightedRandom::new(&weights),
+        drain: drain.clone(),
     }
 }
 

@@ -1,13 +1,14 @@
 //! `meshcore._core`: the data plane as a Python extension. No logic lives here.
 //!
-//! Four coarse calls cross the boundary (`start`, `apply`, `stats`, `shutdown`, plus two
-//! read-only helpers), each releasing the GIL for its whole duration. Traffic runs on the
+//! A few coarse calls cross the boundary (`start`, `apply`, `stats`, `drain`, `shutdown`,
+//! plus read-only helpers), each releasing the GIL for its whole duration. Traffic runs on the
 //! data plane's own tokio threads and never touches Python.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshcore_proxy::{ApplyError, DataPlane, Options};
+use meshcore_snapshot::Direction;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -81,12 +82,42 @@ impl PyDataPlane {
             .map(|a| (a.ip().to_string(), a.port()))
     }
 
+    /// Drains one direction ("inbound" or "outbound"): its listeners stop accepting, its
+    /// HTTP connections finish their requests and close. Returns at once.
+    fn drain(&self, py: Python<'_>, direction: &str) -> PyResult<()> {
+        let direction = parse_direction(direction)?;
+        py.detach(|| self.inner.drain(direction));
+        Ok(())
+    }
+
+    /// Downstream connections plus HTTP requests in flight, of one direction or both.
+    #[pyo3(signature = (direction = None))]
+    fn active_connections(&self, py: Python<'_>, direction: Option<&str>) -> PyResult<u64> {
+        let direction = direction.map(parse_direction).transpose()?;
+        Ok(py.detach(|| self.inner.connections(direction)))
+    }
+
+    /// Whether the admin server received `POST /quitquitquit`.
+    fn quit_requested(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.inner.quit_requested())
+    }
+
     /// Stops accepting, waits up to `grace_seconds` for connections to finish, then closes
     /// the rest. Returns how many connections had to be closed.
     fn shutdown(&self, py: Python<'_>, grace_seconds: f64) -> PyResult<u64> {
         let grace = Duration::try_from_secs_f64(grace_seconds)
             .map_err(|e| PyValueError::new_err(format!("grace_seconds: {e}")))?;
         Ok(py.detach(|| self.inner.shutdown(grace)).force_closed)
+    }
+}
+
+fn parse_direction(direction: &str) -> PyResult<Direction> {
+    match direction {
+        "inbound" => Ok(Direction::Inbound),
+        "outbound" => Ok(Direction::Outbound),
+        other => Err(PyValueError::new_err(format!(
+            "direction must be 'inbound' or 'outbound', got {other:?}"
+        ))),
     }
 }
 

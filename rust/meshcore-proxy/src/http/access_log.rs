@@ -148,11 +148,20 @@ pub(crate) struct AccessLogger {
 impl AccessLogger {
     /// Opens the file (append) and starts the writer thread.
     pub(crate) fn start(config: &AccessLog, totals: Arc<TotalCounters>) -> std::io::Result<Self> {
+        Self::with_queue(config, totals, QUEUE)
+    }
+
+    /// [`AccessLogger::start`] with a queue of `queue` records.
+    fn with_queue(
+        config: &AccessLog,
+        totals: Arc<TotalCounters>,
+        queue: usize,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&config.path)?;
-        let (sender, receiver) = sync_channel(QUEUE);
+        let (sender, receiver) = sync_channel(queue);
         let format = config.format;
         std::thread::Builder::new()
             .name("meshcore-access-log".into())
@@ -268,5 +277,39 @@ mod tests {
         assert_eq!(value["response_flags"], "UF");
         assert_eq!(value["response_code"], 503);
         assert_eq!(value["upstream_cluster"], "outbound|9080|v2|reviews");
+    }
+
+    /// A writer stuck on a FIFO nobody reads: once the pipe and the queue are full, every
+    /// record is dropped and counted, and logging never blocks.
+    #[test]
+    fn records_are_dropped_and_counted_when_the_writer_falls_behind() {
+        let dir = std::env::temp_dir().join(format!("meshcore-access-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("stalled.fifo");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opening a FIFO for writing waits for a reader: open one that never reads.
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || std::fs::File::open(reader_path).unwrap());
+        let totals = Arc::new(TotalCounters::default());
+        let config = AccessLog {
+            path: fifo.to_string_lossy().into_owned(),
+            format: AccessLogFormat::Json,
+        };
+        let logger = AccessLogger::with_queue(&config, Arc::clone(&totals), 4).unwrap();
+        let _reader = reader.join().unwrap();
+        // Far more than a pipe (at most 1 MiB) and the queue can hold.
+        let sent = 20_000u64;
+        for _ in 0..sent {
+            logger.log(record());
+        }
+        let dropped = totals.report().access_log_dropped;
+        assert!(dropped > 0 && dropped < sent, "dropped {dropped} of {sent}");
+        drop(logger);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

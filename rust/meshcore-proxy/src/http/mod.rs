@@ -120,14 +120,31 @@ pub(crate) async fn serve_connection(
     }
     let mut buffer = BytesMut::with_capacity(1024);
     let auto = listener.protocol == Protocol::Auto;
-    let timeout = auto.then_some(listener.detect_timeout);
-    let detected = match detect(&mut stream, &mut buffer, timeout).await {
-        Ok(detected) => detected,
-        Err(e) => {
-            debug!(%peer, error = %e, "connection failed during protocol detection");
+    // An `http` listener waits for the first request no longer than its idle timeout.
+    let timeout = if auto {
+        Some(listener.detect_timeout)
+    } else {
+        listener.idle_timeout
+    };
+    let detected = tokio::select! {
+        detected = detect(&mut stream, &mut buffer, timeout) => match detected {
+            Ok(detected) => detected,
+            Err(e) => {
+                debug!(%peer, error = %e, "connection failed during protocol detection");
+                return;
+            }
+        },
+        // Nothing was asked yet: nothing to finish.
+        () = listener.draining().cancelled() => {
+            debug!(%peer, listener = %listener.name, "closing a connection with no request: draining");
             return;
         }
     };
+    if detected == Detected::Timeout && !auto {
+        debug!(%peer, listener = %listener.name, "idle timeout before the first request");
+        meter.totals().idle_timeout();
+        return;
+    }
     counters.detected(detected);
     let wire = match detected {
         Detected::Http1 => Wire::Http1,

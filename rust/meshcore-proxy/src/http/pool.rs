@@ -8,7 +8,9 @@
 //! - HTTP/2: requests share a connection up to `http2_max_concurrent_streams`; a new
 //!   connection opens when every open one is full.
 //! - `max_requests_per_connection` retires a connection after that many requests;
-//!   `idle_timeout` closes idle connections (checked when the pool is next used);
+//!   `idle_timeout` closes connections idle that long (HTTP/2: with no stream): a reaper
+//!   task runs while the pool has idle connections, so the upstream sees them close
+//!   whether or not the pool is used again;
 //!   `max_connections` caps the endpoint's connections: a request that finds none free
 //!   waits up to the connect timeout for one, then fails as overflow (Envoy's `UO`).
 //!
@@ -90,6 +92,10 @@ struct State {
     multiplexed: Vec<Multiplexed>,
     /// Connections open or being opened.
     open: u32,
+    /// A reaper task is scheduled.
+    reaping: bool,
+    /// The idle timeout of the last release, for the reaper.
+    idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -119,6 +125,7 @@ pub(crate) struct Lease {
     sender: Option<Sender>,
     served: u32,
     max_requests: u32,
+    idle_timeout: Option<Duration>,
     /// Taken from the idle list or shared, rather than opened for this request.
     pub(crate) reused: bool,
     /// Upgrades use a connection of their own that never returns to the pool.
@@ -207,6 +214,7 @@ impl EndpointPool {
                         sender: Some(Sender::Http1(idle.sender)),
                         served: idle.served + 1,
                         max_requests: settings.max_requests_per_connection,
+                        idle_timeout: settings.idle_timeout,
                         reused: true,
                         pooled: true,
                     });
@@ -256,6 +264,7 @@ impl EndpointPool {
             sender: Some(Sender::Http2(sender, streams)),
             served,
             max_requests: settings.max_requests_per_connection,
+            idle_timeout: settings.idle_timeout,
             reused,
             pooled: true,
         }
@@ -307,6 +316,7 @@ impl EndpointPool {
                     sender: Some(Sender::Http1(sender)),
                     served: 1,
                     max_requests: settings.max_requests_per_connection,
+                    idle_timeout: settings.idle_timeout,
                     reused: false,
                     pooled,
                 })
@@ -336,6 +346,64 @@ impl EndpointPool {
                         .push(Multiplexed { sender, streams });
                 }
                 Ok(lease)
+            }
+        }
+    }
+}
+
+impl EndpointPool {
+    /// Makes sure a reaper will close idle connections once `idle_timeout` passes.
+    fn reap_later(self: &Arc<Self>, idle_timeout: Option<Duration>) {
+        let Some(timeout) = idle_timeout else {
+            return;
+        };
+        let mut state = self.state();
+        state.idle_timeout = Some(timeout);
+        if state.reaping {
+            return;
+        }
+        // A release outside any runtime happens only while the runtime stops.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        state.reaping = true;
+        drop(state);
+        runtime.spawn(Arc::clone(self).reap(Instant::now() + timeout));
+    }
+
+    /// Closes idle connections as they expire; ends when none is left idle.
+    async fn reap(self: Arc<Self>, first: Instant) {
+        let mut next = first;
+        loop {
+            tokio::time::sleep_until(next).await;
+            let mut state = self.state();
+            let Some(timeout) = state.idle_timeout else {
+                state.reaping = false;
+                return;
+            };
+            let now = Instant::now();
+            // Dropping a connection's last sender closes it.
+            state
+                .idle
+                .retain(|c| !c.sender.is_closed() && now - c.since < timeout);
+            state.multiplexed.retain(|c| {
+                let idle = c.streams.active.load(Ordering::Relaxed) == 0;
+                !(c.sender.is_closed() || idle && now - *lock(&c.streams.idle_since) >= timeout)
+            });
+            let idle_since = state.idle.iter().map(|c| c.since).chain(
+                state
+                    .multiplexed
+                    .iter()
+                    .filter(|c| c.streams.active.load(Ordering::Relaxed) == 0)
+                    .map(|c| *lock(&c.streams.idle_since)),
+            );
+            match idle_since.min() {
+                Some(oldest) => next = oldest + timeout,
+                None => {
+                    // Busy connections schedule a reaper again when they go idle.
+                    state.reaping = false;
+                    return;
+                }
             }
         }
     }
@@ -412,11 +480,13 @@ impl Lease {
                         since: Instant::now(),
                     });
                     pool.available.notify_one();
+                    pool.reap_later(self.idle_timeout);
                 }
             }
             Some(Sender::Http2(_, streams)) => {
                 release_stream(&streams);
                 pool.available.notify_one();
+                pool.reap_later(self.idle_timeout);
             }
             None => {}
         }
@@ -430,6 +500,7 @@ impl Drop for Lease {
         if let Some(Sender::Http2(_, streams)) = self.sender.take() {
             release_stream(&streams);
             self.pool.available.notify_one();
+            self.pool.reap_later(self.idle_timeout);
         }
     }
 }

@@ -6,12 +6,24 @@
 //! read, i.e. when the request is forwarded; the `expect` header itself is not forwarded)
 //! and upgrades. Hyper's own parse limits are set above the configured ones, so requests
 //! over the configured header size or count reach the limits phase and get an explained
-//! 431; only requests hyper cannot parse at all get hyper's bare 400 (counted as DPE).
+//! 431; only requests hyper cannot parse at all get hyper's bare 400 (counted as DPE):
+//! hyper writes that answer itself before any phase of ours runs, so it carries no
+//! `proxy-status` or decision header. Explaining those too would take a request parser of
+//! our own in front of hyper's.
+//!
+//! A connection ends gracefully (HTTP/2 GOAWAY, then its streams finish; HTTP/1 closes when
+//! idle, else after the current response, sent with `Connection: close`) when no request
+//! has been in flight for the listener's `idle_timeout_ms` (Envoy's HTTP idle timeout, not
+//! the byte-level one of opaque TCP), or when its direction drains or the data plane shuts
+//! down.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hyper::body::Incoming;
@@ -19,6 +31,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::access_log::Record;
@@ -51,16 +65,29 @@ pub(crate) struct Downstream {
     pub(crate) counters: Arc<ListenerCounters>,
 }
 
-/// Serves HTTP on a detected connection until it closes.
+/// Serves HTTP on a detected connection until it closes: when the listener's idle timeout
+/// passes with no request in flight, or its direction drains, the connection shuts down
+/// gracefully (HTTP/2 GOAWAY; HTTP/1 closes when idle, else after the current response,
+/// which carries `Connection: close`).
 pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>) {
     let settings = Arc::clone(&downstream.table.load().http);
     let totals = Arc::clone(&downstream.totals);
     let peer = downstream.peer;
+    let listener = Arc::clone(&downstream.listener);
+    let activity = Arc::new(Activity::default());
+    let requests = Arc::clone(&activity);
     let service = service_fn(move |request| {
         let downstream = Arc::clone(&downstream);
-        async move { Ok::<_, Infallible>(handle(request, downstream).await) }
+        let active = requests.start();
+        async move { Ok::<_, Infallible>(handle(request, downstream, active).await) }
     });
     let io = TokioIo::new(io);
+    let supervision = Supervision {
+        activity: &activity,
+        idle_timeout: listener.idle_timeout,
+        draining: listener.draining(),
+        totals: &totals,
+    };
     let served = match wire {
         Wire::Http1 => {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -69,14 +96,15 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
                 .preserve_header_case(settings.preserve_header_case)
                 .max_buf_size(settings.parser_buffer())
                 .max_headers(settings.parser_headers());
-            builder.serve_connection(io, service).with_upgrades().await
+            let connection = builder.serve_connection(io, service).with_upgrades();
+            supervision.run(connection, |c| c.graceful_shutdown()).await
         }
         Wire::Http2 => {
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_header_list_size(u32::try_from(settings.parser_buffer()).unwrap_or(u32::MAX))
-                .serve_connection(io, service)
-                .await
+                .serve_connection(io, service);
+            supervision.run(connection, |c| c.graceful_shutdown()).await
         }
     };
     if let Err(e) = served {
@@ -87,8 +115,107 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
     }
 }
 
-async fn handle(request: Request<Incoming>, downstream: Arc<Downstream>) -> Response<Body> {
+/// What ends a downstream HTTP connection besides the client: the idle timeout and drain.
+struct Supervision<'a> {
+    activity: &'a Activity,
+    idle_timeout: Option<Duration>,
+    draining: &'a CancellationToken,
+    totals: &'a TotalCounters,
+}
+
+impl Supervision<'_> {
+    /// Drives `connection` to its end, asking it once to shut down gracefully when it has
+    /// been idle for the timeout or its direction drains.
+    async fn run<C>(
+        self,
+        connection: C,
+        graceful_shutdown: impl FnOnce(Pin<&mut C>),
+    ) -> Result<(), hyper::Error>
+    where
+        C: Future<Output = Result<(), hyper::Error>>,
+    {
+        tokio::pin!(connection);
+        let idle = async {
+            match self.idle_timeout {
+                Some(timeout) => {
+                    self.activity.idle_for(timeout).await;
+                    true
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let stop = async {
+            tokio::select! {
+                idle = idle => idle,
+                () = self.draining.cancelled() => false,
+            }
+        };
+        // Stop first: a drain that fired before a response was ready must mark that
+        // response `Connection: close`.
+        tokio::select! {
+            biased;
+            idle = stop => {
+                if idle {
+                    self.totals.idle_timeout();
+                }
+            }
+            served = connection.as_mut() => return served,
+        }
+        graceful_shutdown(connection.as_mut());
+        connection.await
+    }
+}
+
+/// The requests in flight on one connection, for its idle timeout: Envoy's HTTP idle
+/// timeout, the time with no active request (not with no bytes, as for opaque TCP).
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    changed: Notify,
+}
+
+impl Activity {
+    fn start(self: &Arc<Self>) -> ActiveRequest {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        ActiveRequest(Arc::clone(self))
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                if tokio::time::timeout(timeout, changed).await.is_err() {
+                    return;
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+/// One request of a connection, from its headers to the end of its response body.
+#[derive(Debug)]
+struct ActiveRequest(Arc<Activity>);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    downstream: Arc<Downstream>,
+    active: ActiveRequest,
+) -> Response<Body> {
     let started = Instant::now();
+    let in_flight = (active, downstream.listener.request());
     let table = downstream.table.load_full();
     let mut request = request;
     if !request.headers().contains_key(&X_REQUEST_ID)
@@ -119,6 +246,7 @@ async fn handle(request: Request<Incoming>, downstream: Arc<Downstream>) -> Resp
     let logger = table.http.access_log.clone();
     let (parts, body) = response.into_parts();
     let body = body::watch(body, move |end| {
+        drop(in_flight);
         record.bytes_sent = end.bytes;
         record.duration = started.elapsed();
         if !end.completed {

@@ -114,7 +114,7 @@ pub(crate) async fn connect(
         cluster: Arc::clone(&cluster.counters),
         totals: Arc::clone(&downstream.totals),
     };
-    tokio::spawn(async move {
+    downstream.listener.spawn_connection(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let meter = UpstreamMeter::open(meters.cluster, meters.totals);

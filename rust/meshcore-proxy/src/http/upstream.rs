@@ -319,7 +319,7 @@ impl Answer {
         {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             let meters = meters.clone();
-            tokio::spawn(async move {
+            downstream.listener.spawn_connection(async move {
                 super::tunnel::splice_upgrades(downstream_upgrade, upstream_upgrade, &meters).await;
                 drop((lease, in_flight));
             });

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
 
 use super::IO_TIMEOUT;
 
@@ -32,11 +33,17 @@ pub fn runtime() -> Runtime {
 /// It answers `200 <tag> <METHOD> <path?query>` with `x-upstream: <tag>` and every request
 /// header echoed back as `echo-<name>`. Paths: `/status/N` answers N; `/fail-once` answers
 /// 503 to its first request only; `/slow` waits 30 s; `/trailers` sends a body and a
-/// `grpc-status: 0` trailer.
+/// `grpc-status: 0` trailer; `/echo-body` answers the request body; `/gate` answers only
+/// once the test opens the gate ([`HttpUpstream::open_gate`]).
 pub struct HttpUpstream {
     pub address: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    /// Connections that have ended (closed by either side).
+    pub closed: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
+    /// Requests waiting at `/gate`.
+    pub waiting: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
 }
 
 impl HttpUpstream {
@@ -46,16 +53,35 @@ impl HttpUpstream {
             .expect("upstream binds");
         let address = listener.local_addr().expect("upstream address");
         let connections = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
         let (conn_count, req_count) = (Arc::clone(&connections), Arc::clone(&requests));
+        let (closed_count, waiting_count, gate_permits) =
+            (Arc::clone(&closed), Arc::clone(&waiting), Arc::clone(&gate));
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 conn_count.fetch_add(1, Ordering::SeqCst);
                 let req_count = Arc::clone(&req_count);
+                let closed_count = Arc::clone(&closed_count);
+                let waiting_count = Arc::clone(&waiting_count);
+                let gate_permits = Arc::clone(&gate_permits);
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| {
+                    let service = service_fn(move |request: Request<Incoming>| {
                         let n = req_count.fetch_add(1, Ordering::SeqCst);
-                        answer(tag, n, request)
+                        let waiting_count = Arc::clone(&waiting_count);
+                        let gate_permits = Arc::clone(&gate_permits);
+                        async move {
+                            if request.uri().path() == "/gate" {
+                                waiting_count.fetch_add(1, Ordering::SeqCst);
+                                if let Ok(permit) = gate_permits.acquire().await {
+                                    permit.forget();
+                                }
+                                waiting_count.fetch_sub(1, Ordering::SeqCst);
+                            }
+                            answer(tag, n, request).await
+                        }
                     });
                     let io = TokioIo::new(stream);
                     if h2 {
@@ -68,18 +94,36 @@ impl HttpUpstream {
                             .with_upgrades()
                             .await;
                     }
+                    closed_count.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
         Self {
             address,
             connections,
+            closed,
             requests,
+            waiting,
+            gate,
         }
     }
 
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Requests waiting at `/gate` right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Lets `n` requests waiting (or yet to arrive) at `/gate` through.
+    pub fn open_gate(&self, n: usize) {
+        self.gate.add_permits(n);
     }
 }
 
@@ -109,6 +153,9 @@ async fn answer(
         *response.status_mut() = code.parse().unwrap_or(StatusCode::OK);
     } else if path == "/fail-once" && n == 0 {
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    } else if path == "/echo-body" {
+        let body = request.into_body().collect().await.map(|b| b.to_bytes());
+        *response.body_mut() = Full::new(body.unwrap_or_default()).boxed();
     } else if path == "/slow" {
         tokio::time::sleep(Duration::from_secs(30)).await;
     } else if path == "/trailers" {
@@ -276,4 +323,153 @@ pub fn apply_http(
         .apply_json(&serde_json::to_vec(&snapshot).expect("json"))
         .expect("snapshot applies");
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A client connection that stays open between requests (HTTP/1.1 keep-alive, or HTTP/2
+/// with prior knowledge); `closed` fires when the proxy ends the connection.
+pub struct Conn {
+    sender: Sender,
+    pub closed: tokio::sync::oneshot::Receiver<()>,
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Conn {
+    pub fn open(runtime: &Runtime, proxy: SocketAddr, h2: bool) -> Self {
+        Self::open_from(runtime, proxy, h2, None)
+    }
+
+    /// Opens from a given local address (127.0.0.x), for source-IP hashing.
+    pub fn open_from(
+        runtime: &Runtime,
+        proxy: SocketAddr,
+        h2: bool,
+        local: Option<std::net::IpAddr>,
+    ) -> Self {
+        runtime.block_on(async move {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            if let Some(ip) = local {
+                socket.bind(SocketAddr::new(ip, 0)).expect("client binds");
+            }
+            let stream = socket.connect(proxy).await.expect("client connects");
+            let io = TokioIo::new(stream);
+            let (done, closed) = tokio::sync::oneshot::channel();
+            let sender = if h2 {
+                let (sender, connection) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                        .await
+                        .expect("h2 handshake");
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    let _ = done.send(());
+                });
+                Sender::H2(sender)
+            } else {
+                let (sender, connection) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .expect("h1 handshake");
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    let _ = done.send(());
+                });
+                Sender::H1(sender)
+            };
+            Self { sender, closed }
+        })
+    }
+
+    /// Sends one request on this connection; `Err` if the connection cannot carry it.
+    pub fn try_send(
+        &mut self,
+        runtime: &Runtime,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Reply, hyper::Error> {
+        runtime.block_on(async {
+            tokio::time::timeout(IO_TIMEOUT, async {
+                let response = match &mut self.sender {
+                    Sender::H1(sender) => {
+                        sender.ready().await?;
+                        sender.send_request(request).await?
+                    }
+                    Sender::H2(sender) => {
+                        sender.ready().await?;
+                        sender.send_request(request).await?
+                    }
+                };
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let collected = response.into_body().collect().await?;
+                let trailers = collected.trailers().cloned();
+                Ok(Reply {
+                    status,
+                    headers,
+                    body: String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+                    trailers,
+                })
+            })
+            .await
+            .expect("the proxy answers in time")
+        })
+    }
+
+    pub fn get(&mut self, runtime: &Runtime, host: &str, path: &str) -> Reply {
+        let request = get_request(host, path, &[], matches!(self.sender, Sender::H2(_)));
+        self.try_send(runtime, request)
+            .expect("request on an open connection")
+    }
+
+    /// Waits for the proxy to close the connection; false if it is still open after the
+    /// I/O timeout.
+    pub fn closed_by_proxy(&mut self, runtime: &Runtime) -> bool {
+        runtime.block_on(async {
+            tokio::time::timeout(IO_TIMEOUT, &mut self.closed)
+                .await
+                .is_ok()
+        })
+    }
+}
+
+/// A GET; HTTP/2 requests need the absolute form (`:scheme`, `:authority`).
+pub fn get_request(
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    h2: bool,
+) -> Request<Full<Bytes>> {
+    let uri = if h2 {
+        format!("http://{host}{path}")
+    } else {
+        path.to_string()
+    };
+    let mut builder = Request::get(uri).header("host", host);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(Bytes::new())).expect("request")
+}
+
+/// Reads one HTTP/1 response (head, and a `content-length` body) from a raw stream.
+pub fn read_raw_response(stream: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).expect("response body");
+    (head, body)
 }
