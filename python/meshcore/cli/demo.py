@@ -322,7 +322,9 @@ class Processes:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 process_group=self.pgid or 0,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, spawned before threads
+                # Only prctl runs there; children are spawned from the main thread, whose
+                # exit (with the demo's) is what PDEATHSIG follows.
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         if self.pgid is None:
@@ -357,7 +359,8 @@ class Processes:
         for child in self.children:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.process.wait(max(0.0, deadline - time.monotonic()))
-        self._signal_group(signal.SIGKILL)  # also reaches grandchildren, if any were made
+        if any(child.process.poll() is None for child in self.children):
+            self._signal_group(signal.SIGKILL)
         for child in self.children:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.process.wait(1.0)
@@ -628,6 +631,37 @@ def _stats(port: int) -> dict[str, Any] | None:
     return result
 
 
+def _ok(port: int, path: str) -> bool:
+    try:
+        return _http_get(port, path)[0] == 200
+    except OSError:
+        return False
+
+
+def _sync_problem(monitoring_port: int) -> str | None:
+    """A proxy's NACK or compile error, as the control plane reports it (``/debug/syncz``)."""
+    try:
+        status, body = _http_get(monitoring_port, "/debug/syncz")
+        proxies = json.loads(body).get("proxies", []) if status == 200 else []
+    except (OSError, ValueError):
+        return None
+    for proxy in proxies:
+        if error := proxy.get("compile_error"):
+            return f"the control plane cannot compile {proxy.get('proxy')}'s config: {error}"
+        if nack := proxy.get("nack"):
+            hint = (
+                " (the Python compiler writes a field this build of the data plane does not "
+                "know: the extension is older than the Python side; rebuild it with `make dev`)"
+                if nack.get("code") == "unknown_field"
+                else ""
+            )
+            return (
+                f"the sidecar {proxy.get('proxy')} rejected its snapshot at {nack.get('path')} "
+                f"({nack.get('code')}): {nack.get('message')}{hint}"
+            )
+    return None
+
+
 def _tcp_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -635,10 +669,7 @@ def _tcp_open(port: int) -> bool:
 
 
 def _ready(port: int) -> bool:
-    try:
-        return _http_get(port, "/healthz/ready")[0] == 200
-    except OSError:
-        return False
+    return _ok(port, "/healthz/ready")
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -655,6 +686,7 @@ class Run:
     processes: Processes
     stop: asyncio.Event
     control_port: int = 0
+    monitoring_port: int = 0
     sidecar_ports: dict[str, SidecarPorts] = field(default_factory=dict)
 
     @property
@@ -738,7 +770,7 @@ async def _run(run: Run, view: LiveView | None) -> dict[str, Any]:
 
 async def _start(run: Run) -> None:
     """The control plane and the apps, then (once the control plane listens) the sidecars."""
-    run.control_port = _free_port()
+    run.control_port, run.monitoring_port = _free_port(), _free_port()
     run.processes.start(
         "control plane",
         "meshcore-control",
@@ -749,7 +781,7 @@ async def _start(run: Run) -> None:
             "--port",
             str(run.control_port),
             "--monitoring-port",
-            str(_free_port()),
+            str(run.monitoring_port),
             "--debounce-after",
             "0.05",
             "--poll-interval",
@@ -762,7 +794,8 @@ async def _start(run: Run) -> None:
         app += ["--version", w.version, "--port", str(w.app_port)]
         app += ["--proxy", f"127.0.0.1:{run.sidecar_ports[w.name].outbound}"]
         run.processes.start("app", w.name, app)
-    await _wait_for(run, [("the control plane", lambda: _tcp_open(run.control_port))])
+    control_ready = functools.partial(_ok, run.monitoring_port, "/ready")
+    await _wait_for(run, [("the control plane (a valid config loaded)", control_ready)])
     for w in run.mesh.workloads:
         ports = run.sidecar_ports[w.name]
         run.processes.start(
@@ -817,6 +850,8 @@ async def _wait_for(run: Run, checks: list[tuple[str, Callable[[], bool]]]) -> N
         pending = [(what, ok) for what, ok in pending if not await asyncio.to_thread(ok)]
         if not pending:
             return
+        if problem := await asyncio.to_thread(_sync_problem, run.monitoring_port):
+            raise DemoError(problem)
         if time.monotonic() > deadline:
             names = ", ".join(what for what, _ in pending)
             raise DemoError(f"not ready after {READY_TIMEOUT:g}s: {names} (logs in {run.temp})")
@@ -833,7 +868,10 @@ async def _wait_applied(run: Run, before: str | None, timeout: float = 10.0) -> 
         if version is not None and version != before:
             return str(version)
         await asyncio.sleep(0.05)
-    raise DemoError(f"productpage's sidecar did not get the new route within {timeout:g}s")
+    problem = await asyncio.to_thread(_sync_problem, run.monitoring_port)
+    raise DemoError(
+        problem or f"productpage's sidecar did not get the new route within {timeout:g}s"
+    )
 
 
 async def _sleep_or_stop(run: Run, seconds: float) -> bool:
