@@ -135,6 +135,9 @@ def latency_chart(
             hi = [by_rate[r][key]["max"] - by_rate[r][key]["median"] for r in rates]
             ax.errorbar(rates, med, yerr=[lo, hi], marker="o", capsize=3, label=system)
         ax.set_xscale("log")
+        rates = sorted({r for by_rate in latency.values() for r in by_rate})
+        ax.set_xticks(rates, [f"{r:,.0f}" for r in rates])
+        ax.minorticks_off()
         ax.set_xlabel("offered rate (requests/s, constant, uniform)")
         ax.set_ylabel(f"{label} latency (µs)")
         ax.set_title(label)
@@ -149,27 +152,43 @@ def latency_chart(
 
 
 def bar_chart(
-    values: dict[str, dict[str, float]], path: Path, title: str, ylabel: str
+    values: dict[str, dict[str, float]],
+    path: Path,
+    title: str,
+    ylabel: str,
+    second: tuple[dict[str, dict[str, float]], str] | None = None,
 ) -> Path | None:
-    """One bar per system: median with min–max error bars."""
+    """One bar per system: median with min–max error bars; optionally a second panel."""
     try:
         matplotlib = importlib.import_module("matplotlib")
     except ImportError:
         return None
     matplotlib.use("Agg")
     plt = importlib.import_module("matplotlib.pyplot")
-    names = list(values)
-    med = [values[n]["median"] for n in names]
-    lo = [values[n]["median"] - values[n]["min"] for n in names]
-    hi = [values[n]["max"] - values[n]["median"] for n in names]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    ax.bar(names, med, yerr=[lo, hi], capsize=4, color="#4c78a8")
-    for i, v in enumerate(med):
-        ax.annotate(f"{v:,.0f}", (i, v), ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, axis="y", alpha=0.3)
-    plt.setp(ax.get_xticklabels(), rotation=15)
+    panels = [(values, ylabel)] + ([second] if second else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4.4), squeeze=False)
+    for ax, (vals, label) in zip(axes[0], panels, strict=True):
+        names = list(vals)
+        med = [vals[n]["median"] for n in names]
+        lo = [vals[n]["median"] - vals[n]["min"] for n in names]
+        hi = [vals[n]["max"] - vals[n]["median"] for n in names]
+        ax.bar(names, med, yerr=[lo, hi], capsize=4, color="#4c78a8")
+        for i, v in enumerate(med):
+            ax.annotate(
+                f"{v:,.0f}",
+                (i, 0),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="white",
+            )
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(True, axis="y", alpha=0.3)
+        plt.setp(ax.get_xticklabels(), rotation=20)
+    fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

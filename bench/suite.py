@@ -598,6 +598,15 @@ class Suite:
                     print(f"  ! {scenario} failed: {e}", flush=True)
         finally:
             self.procs.close()
+        ext_now = report.machine()["extension_built"]
+        if ext_now != self.machine["extension_built"]:
+            note = (
+                f"the extension was rebuilt during this run ({self.machine['extension_built']}"
+                f" to {ext_now}): later scenarios may have run the new build"
+            )
+            self.lab.notes.append(note)
+            for payload in self.results.values():
+                payload["notes"].append(note)
         if self.mode_name != "smoke" and self.results and self.only is None:
             tables.publish(self.results, self.date)
         elif self.results:
