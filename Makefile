@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt "maturin>=1.9,<2" pydantic pyyaml google-re2 prometheus-client \
-		pytest hypothesis ruff mypy import-linter types-PyYAML
+		pytest hypothesis ruff mypy import-linter types-PyYAML grpcio websockets
 	touch $(STAMP)
 
 dev: $(STAMP)
