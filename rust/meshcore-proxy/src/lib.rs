@@ -4,8 +4,9 @@
 //! The binding (`meshcore-py`) drives it through a few coarse calls on [`DataPlane`]:
 //! [`DataPlane::start`], [`DataPlane::apply_json`], [`DataPlane::stats`],
 //! [`DataPlane::config_dump`], [`DataPlane::drain`] (one [`Direction`], with
-//! [`DataPlane::connections`] to see what is left in flight) and [`DataPlane::shutdown`]. How runtimes are laid out and
-//! what an apply guarantees is in the [`dataplane`] module docs.
+//! [`DataPlane::connections`] to see what is left in flight) and [`DataPlane::shutdown`].
+//! How runtimes are laid out and what an apply guarantees is in the [`dataplane`] module
+//! docs.
 //!
 //! An `http` or `auto` listener's connection goes through the L7 phases drawn in the
 //! `http` module docs (detect → route → pick upstream → upstream request → response →
