@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.support import REPO
+from tests.integration.test_demo import bookinfo_copy
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 
@@ -44,9 +45,11 @@ def _wait_for(output: list[str], pattern: str, process: subprocess.Popen[str]) -
     raise AssertionError(f"no {pattern!r} in:\n{''.join(output[-40:])}")
 
 
-def test_curl_through_the_sidecars_follows_each_step() -> None:
+def test_curl_through_the_sidecars_follows_each_step(tmp_path: Path) -> None:
+    examples, ports = bookinfo_copy(tmp_path / "bookinfo")
+    argv = [sys.executable, "-m", "meshcore.cli.main", "demo", "--examples", str(examples)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "meshcore.cli.main", "demo", "--step-seconds", "2"],
+        [*argv, "--step-seconds", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -66,7 +69,7 @@ def test_curl_through_the_sidecars_follows_each_step() -> None:
             reply = _curl("-x", proxy, "-H", "end-user: jason", "http://reviews:9080/")
             assert reply == {"service": "reviews", "version": "v1"}
         # ... and the whole chain, entering productpage through its sidecar's inbound port.
-        page = _curl("http://127.0.0.1:19181/")
+        page = _curl(f"http://127.0.0.1:{ports[19181]}/")  # productpage's sidecar, inbound
         assert page["service"] == "productpage"
         assert page["call"]["body"]["version"] == "v1"  # type: ignore[index]
         # Step 3: jason's requests go to v2, and v2 calls ratings through its own sidecar.

@@ -2,7 +2,9 @@
 traffic, all real processes; then nothing may be left behind.
 
 Every run gets a unique environment variable, which every child inherits, so the test can
-find whatever is left of it by scanning ``/proc`` (no psutil).
+find whatever is left of it by scanning ``/proc`` (no psutil). Runs use a copy of
+``examples/bookinfo`` with free ports in place of the example's fixed ones, so a demo (or
+another test run) on the same machine cannot make them fail.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +34,24 @@ EXAMPLES = REPO / "examples" / "bookinfo"
 TOKEN_VAR = "MESHCORE_DEMO_TEST_RUN"
 
 
-def _demo_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "meshcore.cli.main", "demo", *args]
+def bookinfo_copy(into: Path) -> tuple[Path, dict[int, int]]:
+    """examples/bookinfo with every port it declares (19xxx) replaced by a free one."""
+    shutil.copytree(EXAMPLES, into)
+    text = (into / "bookinfo.yaml").read_text()
+    declared = sorted({int(p) for p in re.findall(r"\b(19\d{3})\b", text)})
+    holders = [socket.socket() for _ in declared]
+    for holder in holders:
+        holder.bind(("127.0.0.1", 0))
+    ports = {old: h.getsockname()[1] for old, h in zip(declared, holders, strict=True)}
+    for holder in holders:
+        holder.close()
+    text = re.sub(r"\b19\d{3}\b", lambda m: str(ports[int(m.group())]), text)
+    (into / "bookinfo.yaml").write_text(text)
+    return into, ports
+
+
+def _demo_argv(examples: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "meshcore.cli.main", "demo", "--examples", str(examples), *args]
 
 
 def _leftovers(token: str, word: str = "") -> list[int]:
@@ -78,10 +98,10 @@ class Interactive:
 
 
 @contextmanager
-def interactive(*args: str) -> Iterator[Interactive]:
+def interactive(examples: Path, *args: str) -> Iterator[Interactive]:
     token = uuid.uuid4().hex
     process = subprocess.Popen(
-        _demo_argv(*args),
+        _demo_argv(examples, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -105,11 +125,14 @@ def interactive(*args: str) -> Iterator[Interactive]:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_headless_canary_reports_the_90_10_split_and_leaves_nothing_behind() -> None:
+def test_headless_canary_reports_the_90_10_split_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    examples, _ = bookinfo_copy(tmp_path / "bookinfo")
     token = uuid.uuid4().hex
     started = time.monotonic()
     out = subprocess.run(
-        _demo_argv("--headless", "--duration", "8", "-o", "json"),
+        _demo_argv(examples, "--headless", "--duration", "8", "-o", "json"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -145,8 +168,9 @@ def test_headless_canary_reports_the_90_10_split_and_leaves_nothing_behind() -> 
     assert time.monotonic() - started < 30
 
 
-def test_ctrl_c_ends_the_interactive_demo_and_every_process() -> None:
-    with interactive("--step-seconds", "30") as demo:
+def test_ctrl_c_ends_the_interactive_demo_and_every_process(tmp_path: Path) -> None:
+    examples, _ = bookinfo_copy(tmp_path / "bookinfo")
+    with interactive(examples, "--step-seconds", "30") as demo:
         demo.wait_for("Step 1/3: All traffic to reviews v1")
         demo.wait_for("productpage  v1")  # traffic flows
         assert len(_leftovers(demo.token)) == 12  # the demo, a control plane, 5 apps, 5 sidecars
@@ -157,8 +181,9 @@ def test_ctrl_c_ends_the_interactive_demo_and_every_process() -> None:
         _assert_nothing_left(demo.token)
 
 
-def test_a_dead_sidecar_is_named_and_ends_the_demo() -> None:
-    with interactive("--step-seconds", "30") as demo:
+def test_a_dead_sidecar_is_named_and_ends_the_demo(tmp_path: Path) -> None:
+    examples, _ = bookinfo_copy(tmp_path / "bookinfo")
+    with interactive(examples, "--step-seconds", "30") as demo:
         demo.wait_for("productpage  v1")
         [sidecar] = _leftovers(demo.token, "--name\0reviews-v2\0")
         os.kill(sidecar, signal.SIGKILL)
@@ -169,16 +194,15 @@ def test_a_dead_sidecar_is_named_and_ends_the_demo() -> None:
         _assert_nothing_left(demo.token)
 
 
-def test_a_taken_port_is_named_before_anything_starts() -> None:
+def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+    examples, ports = bookinfo_copy(tmp_path / "bookinfo")
+    taken = ports[19083]  # the reviews v2 app's
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            holder.bind(("127.0.0.1", 19083))
-        except OSError:
-            pytest.skip("port 19083 is in use already")
+        holder.bind(("127.0.0.1", taken))
         holder.listen()
         out = subprocess.run(
-            _demo_argv("--headless", "--duration", "1"),
+            _demo_argv(examples, "--headless", "--duration", "1"),
             capture_output=True,
             text=True,
             timeout=30,
@@ -186,7 +210,7 @@ def test_a_taken_port_is_named_before_anything_starts() -> None:
             check=False,
         )
     assert out.returncode == 1
-    assert "port 19083 (the reviews-v2 app" in out.stderr
+    assert f"port {taken} (the reviews-v2 app" in out.stderr
     assert "is taken" in out.stderr
 
 
@@ -205,3 +229,17 @@ def test_the_example_analyzes_clean_at_every_step(step: str) -> None:
     said = out.stdout + out.stderr
     assert out.returncode == 0, said
     assert "No validation issues found" in said, said
+
+
+def test_the_default_example_is_found_and_its_steps_checked() -> None:
+    """Without --examples the repository's examples/bookinfo is used, from any directory."""
+    out = subprocess.run(
+        [sys.executable, "-m", "meshcore.cli.main", "demo", "--headless", "--step", "9"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+        check=False,
+    )
+    assert out.returncode == 1
+    assert "--step 9: the example has steps 1 to 3" in out.stderr

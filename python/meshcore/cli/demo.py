@@ -745,8 +745,8 @@ async def _demo(args: argparse.Namespace, mesh: Mesh) -> int:
 
 async def _run(run: Run, view: LiveView | None) -> dict[str, Any]:
     """Starts everything, then runs the steps (or the headless one); the report."""
-    _check_ports_free(run.mesh)
     first = run.mesh.step(run.args.step if run.args.headless else 1)
+    _check_ports_free(run.mesh)
     run.config_dir.mkdir()
     for path in run.mesh.base_files:
         shutil.copy(path, run.config_dir / path.name)
