@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -128,3 +129,69 @@ def test_static_sidecar_without_valid_config_is_not_ready(tmp_path: Path) -> Non
             log = stop(proc)
     assert "still serving nothing" in log
     assert str(config) in log
+
+
+def test_sigterm_drains_inbound_keeps_outbound_and_exits_when_idle(tmp_path: Path) -> None:
+    """Istio's sidecar shutdown: not ready, no new inbound connections, outbound still
+    working for the app's own shutdown, and exit once nothing is in flight - well before
+    the drain deadline, not after a fixed sleep."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    admin, status, egress, ingress = free_port(), free_port(), free_port(), free_port()
+    with echo_server("v1") as v1, echo_server("app") as app:
+        sidecar = f"""---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: a1-ingress, namespace: default}}
+spec:
+  workloadSelector: {{labels: {{role: server}}}}
+  ingress:
+  - port: {{number: {ingress}, protocol: TCP, name: tcp-app}}
+    bind: 127.0.0.1
+    defaultEndpoint: 127.0.0.1:{app}
+    captureMode: NONE
+  egress:
+  - port: {{number: {egress}, protocol: TCP, name: tcp-echo}}
+    bind: 127.0.0.1
+    captureMode: NONE
+    hosts: ["./echo.mesh.local"]
+"""
+        egress_service = mesh_yaml(v1, {}).replace("number: 7000", f"number: {egress}")
+        write(config_dir / "mesh.yaml", egress_service + sidecar)
+        args = ["--config-dir", str(config_dir), "--name", "a1", "--namespace", "default"]
+        args += ["--labels", "role=server", "--admin-port", str(admin), "--status-port"]
+        args += [str(status), "--metrics-port", "-1", "--outbound-port", str(free_port())]
+        proc = spawn(["sidecar", *args, "--concurrency", "1", "--drain-seconds", "60"])
+        try:
+            wait_for(lambda: get(status, "/healthz/ready")[0] == 200, what="ready")
+            assert greeting(ingress) == "app"
+            held = socket.create_connection(("127.0.0.1", ingress), timeout=5)
+            reader = held.makefile("rb")
+            assert reader.readline() == b"app\n"
+
+            proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: get(status, "/healthz/ready")[0] == 503, what="not ready")
+            wait_for(lambda: _refused(ingress), what="inbound closed")
+            assert greeting(egress) == "v1"  # outbound keeps working while draining
+            held.sendall(b"still here\n")
+            assert reader.readline() == b"still here\n"
+            assert proc.poll() is None  # a connection is in flight: still draining
+
+            closed_at = time.monotonic()
+            reader.close()
+            held.close()
+            proc.wait(timeout=20)
+            assert time.monotonic() - closed_at < 20  # far from the 60 s deadline
+        finally:
+            log = stop(proc)
+    assert proc.returncode == 0
+    assert "inbound closed" in log
+    assert "deadline passed" not in log
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False

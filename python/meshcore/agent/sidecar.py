@@ -6,7 +6,9 @@ by the CLI, since this package never imports the compiler). The rest is shared::
 
     DataPlane.start ─► StatusServer (/healthz/ready, /stats/prometheus)
       ─► source(apply) ... apply = data plane apply on a worker thread (GIL released)
-      ─► SIGTERM/SIGINT: not ready, stop the source, DataPlane.shutdown(drain), exit 0
+      ─► SIGTERM/SIGINT or admin /quitquitquit: not ready, stop accepting inbound
+         (outbound keeps working for the app's own shutdown), wait until no connection or
+         request is in flight or the drain deadline passes, stop the source, close the rest
 
 SIGHUP runs `on_hup` when given (static mode reloads) and is ignored otherwise.
 """
@@ -79,17 +81,45 @@ async def run_sidecar(
     loop.add_signal_handler(signal.SIGHUP, on_hup or (lambda: log.info("SIGHUP ignored")))
     feeding = asyncio.create_task(source(state)(apply))
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([feeding, stopping], return_when=asyncio.FIRST_COMPLETED)
+    quitting = asyncio.create_task(_quit_requested(dataplane))
+    await asyncio.wait([feeding, stopping, quitting], return_when=asyncio.FIRST_COMPLETED)
     failed = feeding.done() and not feeding.cancelled() and feeding.exception() is not None
     if failed:
         log.error("config source failed: %r", feeding.exception())
     state.draining = True
-    feeding.cancel()
     stopping.cancel()
+    quitting.cancel()
+    if not failed:
+        await _drain_inbound(dataplane, options.drain_seconds)
+    feeding.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await feeding
-    log.info("draining for up to %.1fs", options.drain_seconds)
-    closed = await asyncio.to_thread(dataplane.shutdown, options.drain_seconds)
+    closed = await asyncio.to_thread(dataplane.shutdown, 0.0)
     log.info("stopped (%d connections closed at the deadline)", closed)
     await status.close()
     return 1 if failed else 0
+
+
+_POLL_SECONDS = 0.05
+
+
+async def _quit_requested(dataplane: DataPlane) -> None:
+    """Returns once the admin API's POST /quitquitquit has been called."""
+    while not await asyncio.to_thread(dataplane.quit_requested):
+        await asyncio.sleep(_POLL_SECONDS * 4)
+    log.info("/quitquitquit: shutting down")
+
+
+async def _drain_inbound(dataplane: DataPlane, deadline_seconds: float) -> None:
+    """Istio's sidecar drain: no new inbound connections, outbound still serving, and exit
+    as soon as nothing is in flight rather than after a fixed sleep."""
+    await asyncio.to_thread(dataplane.drain_inbound)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_seconds
+    log.info("draining: inbound closed, waiting up to %.1fs for connections", deadline_seconds)
+    while (active := await asyncio.to_thread(dataplane.active_connections)) and (
+        loop.time() < deadline
+    ):
+        await asyncio.sleep(_POLL_SECONDS)
+    if active:
+        log.info("drain deadline passed with %d connections still open", active)
