@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: dev demo test lint rust-lint rust-test py-lint py-test stubtest fuzz bench bench-full bench-smoke bench-deps clean
+.PHONY: dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ py-lint: $(STAMP)
 py-test: dev
 	$(BIN)/python -m mypy.stubtest meshcore._core
 	$(BIN)/pytest -q
+
+# Only the network-namespace tests (transparent capture); `make test` runs them too. Root.
+e2e: dev
+	$(BIN)/pytest -q -m netns
 
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

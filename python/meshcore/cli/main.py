@@ -25,6 +25,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "control": ("meshcore.cli.control", "run the control plane: watch config, push to sidecars"),
     "proxy-status": ("meshcore.cli.proxy_status", "show each sidecar's sync status"),
     "proxy-config": ("meshcore.cli.proxy_config", "show a sidecar's listeners, routes, clusters"),
+    "iptables": ("meshcore.cli.iptables", "install transparent-capture rules in this netns"),
 }
 
 
