@@ -350,17 +350,30 @@ class Processes:
                 )
 
     def stop(self, grace: float = STOP_GRACE) -> None:
-        """SIGTERM to the group, wait up to `grace`, then SIGKILL whatever is left."""
+        """SIGTERM to the sidecars and apps, then to the control plane (which outlives its
+        proxies, as istiod does), up to `grace` in all; then SIGKILL to the group."""
         if self._stopped or self.pgid is None:
             return
         self._stopped = True
-        self._signal_group(signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for child in self.children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.process.wait(max(0.0, deadline - time.monotonic()))
-        if any(child.process.poll() is None for child in self.children):
-            self._signal_group(signal.SIGKILL)
+        last = [c for c in self.children if c.role == "control plane"]
+        first = [c for c in self.children if c.role != "control plane"]
+        for batch in (first, last):
+            for child in batch:
+                if child.process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.process.send_signal(signal.SIGTERM)
+            for child in batch:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.process.wait(max(0.0, deadline - time.monotonic()))
+        stuck = [child for child in self.children if child.process.poll() is None]
+        if stuck:
+            names = ", ".join(child.describe() for child in stuck)
+            print(
+                f"meshcore demo: {names} did not stop within {grace:g}s of SIGTERM; killed",
+                file=sys.stderr,
+            )
+        self._signal_group(signal.SIGKILL)  # the stuck ones, and any grandchild
         for child in self.children:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.process.wait(1.0)
@@ -372,7 +385,50 @@ class Processes:
             os.killpg(self.pgid, signum)
 
 
-def _free_port() -> int:
+class PortPicker:
+    """Free ports for the demo's own sockets, each used once.
+
+    Taken from below the kernel's ephemeral range when there is room: a port picked from
+    inside it can be taken by an outgoing connection (the apps' and sidecars' own) before
+    the process meant to listen on it binds it.
+    """
+
+    LOW = 20000
+
+    def __init__(self) -> None:
+        self.used: set[int] = set()
+        self.high = _ephemeral_start() - 1
+
+    def __call__(self) -> int:
+        for _ in range(200):
+            if self.high - self.LOW >= 1000:
+                port = random.randint(self.LOW, self.high)  # noqa: S311 - not a secret
+            else:
+                port = _kernel_port()
+            if port not in self.used and _bindable(port):
+                self.used.add(port)
+                return port
+        raise DemoError("cannot find a free port on 127.0.0.1")
+
+
+def _ephemeral_start() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _kernel_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -688,6 +744,7 @@ class Run:
     control_port: int = 0
     monitoring_port: int = 0
     sidecar_ports: dict[str, SidecarPorts] = field(default_factory=dict)
+    free_port: PortPicker = field(default_factory=PortPicker)
 
     @property
     def entry_ports(self) -> SidecarPorts:
@@ -770,7 +827,7 @@ async def _run(run: Run, view: LiveView | None) -> dict[str, Any]:
 
 async def _start(run: Run) -> None:
     """The control plane and the apps, then (once the control plane listens) the sidecars."""
-    run.control_port, run.monitoring_port = _free_port(), _free_port()
+    run.control_port, run.monitoring_port = run.free_port(), run.free_port()
     run.processes.start(
         "control plane",
         "meshcore-control",
@@ -789,7 +846,7 @@ async def _start(run: Run) -> None:
         ),
     )
     for w in run.mesh.workloads:
-        run.sidecar_ports[w.name] = SidecarPorts(_free_port(), _free_port(), _free_port())
+        run.sidecar_ports[w.name] = SidecarPorts(run.free_port(), run.free_port(), run.free_port())
         app = [sys.executable, "-m", "meshcore.cli.samples.bookinfo", w.service]
         app += ["--version", w.version, "--port", str(w.app_port)]
         app += ["--proxy", f"127.0.0.1:{run.sidecar_ports[w.name].outbound}"]
