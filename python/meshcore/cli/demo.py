@@ -32,6 +32,7 @@ import ctypes
 import functools
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -1089,6 +1090,22 @@ def _print_report(output: str, report: dict[str, Any]) -> None:
         print(line)
 
 
+def _convergence(weights: dict[str, int], observed: Counter[str]) -> str:
+    """For a weighted split: the smallest subset's observed share with its 95% interval,
+    which narrows as requests add up (1.96 standard errors of a proportion)."""
+    total = sum(observed.values())
+    if len(weights) < 2 or not total:
+        return ""
+    subset = min(weights, key=lambda s: weights[s])
+    share = observed[subset] / total
+    margin = 1.96 * math.sqrt(max(share * (1 - share), 1e-9) / total)
+    expected = 100 * weights[subset] / sum(weights.values())
+    return (
+        f"{subset} {100 * share:.1f}% ±{100 * margin:.1f} (95%, n={total}; "
+        f"the YAML says {expected:g}%)"
+    )
+
+
 def _relative(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.resolve().relative_to(Path.cwd()))
@@ -1227,6 +1244,8 @@ class LiveView:
             f"{_split_text(dict(metrics.jason))}"
         )
         lines.append(f"{'  everyone else':<34} {weights:<22} {_split_text(dict(metrics.others))}")
+        if converging := _convergence(step.weights, metrics.others):
+            lines.append(f"{'':<57} {converging}")
         lines.append(
             f"generator: {metrics.requests} requests, {metrics.errors} errors, "
             f"{100 * self.args.jason_share:.0f}% as jason"
