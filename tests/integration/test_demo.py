@@ -191,6 +191,10 @@ def test_a_dead_sidecar_is_named_and_ends_the_demo(tmp_path: Path) -> None:
         time.sleep(0.2)
         output = "".join(demo.output)
         assert f"sidecar reviews-v2 (pid {sidecar}) was killed by SIGKILL" in output
+        kept = re.search(r"config and logs kept in (\S+)", output)
+        assert kept is not None, output  # the logs stay for the user to read; not for us
+        assert (Path(kept.group(1)) / "sidecar-reviews-v2.log").is_file()
+        shutil.rmtree(kept.group(1))
         _assert_nothing_left(demo.token)
 
 
@@ -212,6 +216,7 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert f"port {taken} (the reviews-v2 app" in out.stderr
     assert "is taken" in out.stderr
+    assert "kept in" not in out.stderr  # nothing started, nothing to keep
 
 
 @pytest.mark.parametrize("step", sorted(p.name for p in EXAMPLES.glob("steps/*.yaml")))

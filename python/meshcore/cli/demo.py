@@ -786,7 +786,7 @@ async def _demo(args: argparse.Namespace, mesh: Mesh) -> int:
         processes.stop()
         if failed is not None:
             print(f"meshcore demo: {failed}", file=sys.stderr)
-        if args.keep_temp or failed is not None:
+        if args.keep_temp or (failed is not None and processes.children):  # logs to read
             print(f"meshcore demo: config and logs kept in {temp}", file=sys.stderr)
         else:
             shutil.rmtree(temp, ignore_errors=True)
