@@ -59,7 +59,7 @@ fuzz:
 # refuses here), the relay baseline is built in release mode into bench/.work.
 BENCH_WORK := bench/.work
 BENCH_APT  := wrk:wrk h2load:nghttp2-client nginx:nginx-light haproxy:haproxy valgrind:valgrind \
-	curl:curl taskset:util-linux perf:linux-perf
+	strace:strace curl:curl taskset:util-linux perf:linux-perf
 FORTIO_VERSION ?= v1.66.5
 
 bench-deps: $(STAMP)

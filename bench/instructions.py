@@ -149,6 +149,44 @@ def callgrind_suite(lab: Lab, requests: int, work: Path) -> dict[str, Any]:
     return {"systems": systems, "client": "fortio -c 1 -qps 0 -n N (one keep-alive connection)"}
 
 
+def syscalls(lab: Lab, requests: int, work: Path) -> dict[str, Any]:
+    """System calls per request of one hop (strace -c -f over N sequential keep-alive
+    requests after a warm-up): like instructions, a count that timing noise cannot move."""
+    if shutil.which("strace") is None:
+        raise RuntimeError("strace is missing (apt-get install strace)")
+    out: dict[str, Any] = {}
+    for name in ("relay", "meshcore-tcp", "meshcore-http"):
+        system = lab.start(name)
+        try:
+            _settle(system.proxy_pids[0])  # Python may still be importing
+            _fortio_n(system.port, 200, lab.client_cpus)
+            trace = work / f"strace-{name}.txt"
+            argv = ["strace", "-c", "-f", "-p", str(system.proxy_pids[0]), "-o", str(trace)]
+            tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)  # attached to every thread
+            _fortio_n(system.port, requests, lab.client_cpus)
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(30)
+        finally:
+            lab.stop(system)
+        calls: dict[str, float] = {}
+        errors: dict[str, float] = {}
+        for line in trace.read_text().splitlines():
+            f = line.split()
+            if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+                calls[f[-1]] = int(f[3]) / requests
+                if len(f) == 6:
+                    errors[f[-1]] = int(f[4]) / requests
+        data_path = {k: v for k, v in calls.items() if v >= 0.01}
+        out[name] = {
+            "per_request": sum(data_path.values()),
+            "by_call": dict(sorted(data_path.items(), key=lambda kv: -kv[1])),
+            "errors_by_call": {k: v for k, v in errors.items() if v >= 0.01},
+        }
+        print(f"  [syscalls] {name:14s} {out[name]['per_request']:.2f}/request", flush=True)
+    return {"systems": out, "client": "fortio -c 1 -qps 0 -n N (one keep-alive connection)"}
+
+
 def perf_supported() -> bool:
     if shutil.which("perf") is None:
         return False

@@ -68,6 +68,7 @@ SCENARIOS = [
     "stream",
     "isolation",
     "callgrind",
+    "syscalls",
     "profile",
 ]
 
@@ -572,6 +573,11 @@ class Suite:
             "callgrind",
             self.payload("callgrind", {"requests": self.mode.callgrind_requests}, **data),
         )
+
+    def syscalls(self) -> None:
+        requests = 300 if self.mode_name == "smoke" else 2000
+        data = instructions.syscalls(self.lab, requests, self.work)
+        self.save("syscalls", self.payload("syscalls", {"requests": requests}, **data))
 
     def profile(self) -> None:
         data = instructions.profile(self.lab, self.sys, self.work)
