@@ -81,14 +81,16 @@ class ControlPlaneClient:
             await asyncio.sleep(delay)
 
     async def _session(self, apply: Apply) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT
-        )
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that races with completion, which left a SIGTERMed sidecar reconnecting forever.
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
         keepalive: asyncio.Task[None] | None = None
         try:
             writer.write(hello(self.proxy, self.state.version))
             await writer.drain()
-            welcome = await asyncio.wait_for(read_frame(reader), CONNECT_TIMEOUT)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                welcome = await read_frame(reader)
             if welcome.type == ERROR:
                 raise ProtocolError(f"refused: {welcome.meta.get('message')}")
             if welcome.type != WELCOME:
@@ -106,7 +108,8 @@ class ControlPlaneClient:
             )
             keepalive = asyncio.create_task(_keepalive(writer, interval))
             while True:
-                frame = await asyncio.wait_for(read_frame(reader), 3 * interval)
+                async with asyncio.timeout(3 * interval):
+                    frame = await read_frame(reader)
                 if frame.type == PUSH:
                     writer.write(await self._push(frame, apply))
                     await writer.drain()

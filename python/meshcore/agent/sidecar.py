@@ -91,9 +91,7 @@ async def run_sidecar(
     quitting.cancel()
     if not failed:
         await _drain_inbound(dataplane, options.drain_seconds)
-    feeding.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await feeding
+    await _stop(feeding)
     closed = await asyncio.to_thread(dataplane.shutdown, 0.0)
     log.info("stopped (%d connections closed at the deadline)", closed)
     await status.close()
@@ -101,6 +99,15 @@ async def run_sidecar(
 
 
 _POLL_SECONDS = 0.05
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancels the config source, again if a library swallowed the first cancellation."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=_POLL_SECONDS * 2)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 async def _quit_requested(dataplane: DataPlane) -> None:

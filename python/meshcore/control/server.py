@@ -183,7 +183,8 @@ class PushServer:
         peer = writer.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         try:
-            hello = parse_hello(await asyncio.wait_for(read_frame(reader), HELLO_TIMEOUT))
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                hello = parse_hello(await read_frame(reader))
         except (ProtocolError, asyncio.IncompleteReadError, TimeoutError, OSError) as error:
             log.warning("connection from %s: bad hello: %s", where, error)
             with contextlib.suppress(OSError):
@@ -203,6 +204,9 @@ class PushServer:
         )
         try:
             await connection.run()
+        except asyncio.CancelledError:
+            # The server is stopping; the connection closes with it (not an error to log).
+            log.debug("%s: connection closed by shutdown", hello.proxy.id)
         finally:
             if self.connections.get(hello.proxy.id) is connection:
                 del self.connections[hello.proxy.id]
@@ -260,7 +264,8 @@ class Connection:
         proxy = self.status.info.id
         while True:
             try:
-                frame = await asyncio.wait_for(read_frame(self.reader), 3 * self.server.keepalive)
+                async with asyncio.timeout(3 * self.server.keepalive):
+                    frame = await read_frame(self.reader)
             except TimeoutError:
                 log.warning(
                     "%s: no keepalive for %.0fs; dropping", proxy, 3 * self.server.keepalive
