@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 from tests.integration.support import echo_server, free_port
@@ -27,7 +28,7 @@ def test_sigterm_to_agent_and_control_plane_together(tmp_path: Path) -> None:
             args += ["--admin-port", str(free_port()), "--metrics-port", "-1"]
             agent = spawn(["sidecar", *args, "--outbound-port", str(free_port())])
             try:
-                wait_for(lambda s=status: get(s, "/healthz/ready")[0] == 200, what="agent ready")
+                wait_for(partial(_ready, status), what="agent ready")
                 assert control.proc is not None
                 control.proc.send_signal(signal.SIGTERM)
                 agent.send_signal(signal.SIGTERM)
@@ -39,3 +40,7 @@ def test_sigterm_to_agent_and_control_plane_together(tmp_path: Path) -> None:
                     agent.kill()
                 agent.communicate()
                 control.stop()
+
+
+def _ready(status_port: int) -> bool:
+    return get(status_port, "/healthz/ready")[0] == 200
