@@ -104,3 +104,39 @@ def test_sidecar_refuses_to_start_on_a_bad_snapshot(tmp_path: Path) -> None:
         log = proc.stderr.read()
     assert str(path) in log
     assert "listners" in log
+
+
+def test_snapshot_mode_loads_no_models(tmp_path: Path) -> None:
+    """`--snapshot` serves bytes as they are: no pydantic, compiler, config models, YAML or
+    asyncio agent in the process (its idle RSS is a design target)."""
+    port, admin = free_port(), free_port()
+    path = tmp_path / "snapshot.json"
+    modules = tmp_path / "modules.txt"
+    with echo_server("v1") as upstream:
+        path.write_text(json.dumps(snapshot("s1", [("l", port, {"v1": 1})], {"v1": [upstream]})))
+        script = f"""
+import sys, threading, time, urllib.request
+def watch():
+    while True:
+        try:
+            if urllib.request.urlopen("http://127.0.0.1:{admin}/ready", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.05)
+    with open({str(modules)!r}, "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+threading.Thread(target=watch, daemon=True).start()
+from meshcore.cli.main import main
+main(["sidecar", "--snapshot", {str(path)!r}, "--admin-port", "{admin}"])
+"""
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+        try:
+            _wait_for(modules.exists)
+            assert greeting(port) == "v1"
+        finally:
+            proc.kill()
+            proc.wait()
+    loaded = set(modules.read_text().split())
+    assert "meshcore._core" in loaded
+    forbidden = ("pydantic", "meshcore.compile", "meshcore.config", "meshcore.agent", "yaml")
+    assert sorted(m for m in loaded if m.startswith(forbidden)) == []

@@ -13,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from meshcore import __version__
-
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sidecar": ("meshcore.cli.sidecar", "run a sidecar data plane"),
@@ -41,12 +39,31 @@ def _load(name: str) -> Subcommand:
     return cast(Subcommand, importlib.import_module(_SUBCOMMANDS[name][0]))
 
 
+class _Version(argparse.Action):
+    """``--version``, resolving the version only when asked (importlib.metadata is not
+    worth loading in every sidecar)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        import meshcore  # noqa: PLC0415
+
+        parser.exit(message=f"meshcore {meshcore.__version__}\n")
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """A parser whose only fully built subcommand is the one ``argv`` names."""
     parser = argparse.ArgumentParser(
         prog="meshcore", description="A service mesh with Istio's API and a Rust data plane."
     )
-    parser.add_argument("--version", action="version", version=f"meshcore {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from meshcore.agent.sidecar import ConfigSource, SidecarOptions
 from meshcore.dataplane import DataPlane, DataPlaneOptions, SnapshotRejected
+
+if TYPE_CHECKING:
+    from meshcore.agent.sidecar import ConfigSource, SidecarOptions
 
 log = logging.getLogger("meshcore.sidecar")
 
@@ -94,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         log.error("--labels: %s", error)
         return 2
+    # Imported only now: --snapshot mode needs neither asyncio nor the agent.
+    from meshcore.agent.sidecar import SidecarOptions  # noqa: PLC0415
+
     admin = None if args.admin_port < 0 else args.admin_port
     status_ports = [p for p in (args.status_port, args.metrics_port) if p >= 0]
     options = SidecarOptions(args.concurrency, admin, "0.0.0.0", status_ports, args.drain_seconds)  # noqa: S104
@@ -205,11 +212,11 @@ def _apply_file(dataplane: DataPlane, path: Path) -> bool:
     except SnapshotRejected as e:
         log.error("snapshot %s rejected: %s; keeping the last good snapshot", path, e)
         return False
-    dump = dataplane.config_dump()
-    listeners = [] if dump is None else dump.listeners
+    # The raw dump, not the pydantic models: this mode stays as small as the agent.
+    dump = json.loads(dataplane.config_dump_json() or "{}")
     log.info("applied snapshot %s from %s", version, path)
-    for listener in listeners:
-        bound = dataplane.local_addr(listener.name)
-        where = f"{bound[0]}:{bound[1]}" if bound else f"{listener.address}:{listener.port}"
-        log.info("listener %s on %s (%s)", listener.name, where, listener.protocol)
+    for listener in dump.get("listeners", []):
+        bound = dataplane.local_addr(listener["name"])
+        where = f"{bound[0]}:{bound[1]}" if bound else f"{listener['address']}:{listener['port']}"
+        log.info("listener %s on %s (%s)", listener["name"], where, listener["protocol"])
     return True
