@@ -80,6 +80,7 @@ from meshcore.registry import (
 )
 
 DEFAULT_HTTP_PORT = 80
+_PENDING = b'{"version":"pending"'
 BLOCKED_STATUS = 502
 """Istio answers requests REGISTRY_ONLY refuses with 502 (its `block_all` virtual host)."""
 
@@ -98,6 +99,13 @@ class Compiled:
 
     snapshot: Snapshot
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    wire: bytes | None = None
+    """`snapshot.to_json()`, made once while hashing (None: not made yet)."""
+
+    @property
+    def payload(self) -> bytes:
+        """The wire form, serialised once."""
+        return self.wire if self.wire is not None else self.snapshot.to_json()
 
 
 @dataclass
@@ -190,12 +198,18 @@ class _ProxyCompilation:
             route_configs=self.route_configs,
             clusters=[self.out_clusters[name] for name in sorted(self.out_clusters)],
         )
-        digest = hashlib.sha256(body.to_json()).hexdigest()[:16]
-        snapshot = body.model_copy(update={"version": f"sha256:{digest}"})
+        pending = body.to_json()
+        version = f"sha256:{hashlib.sha256(pending).hexdigest()[:16]}"
+        snapshot = body.model_copy(update={"version": version})
         errors = validate_snapshot(snapshot)
         if errors:
             raise CompileError(self.proxy.id, SnapshotInvalid(errors))
-        return Compiled(snapshot, self.report.diagnostics)
+        # `version` is the first field, so the wire form is the hashed bytes with it filled
+        # in: serialised once, not twice.
+        wire = None
+        if pending.startswith(_PENDING):
+            wire = b'{"version":' + json.dumps(version).encode() + pending[len(_PENDING) :]
+        return Compiled(snapshot, self.report.diagnostics, wire)
 
     # -- visibility -------------------------------------------------------------------------
 

@@ -124,10 +124,14 @@ def _key_matches(values: Mapping[str, istio.StringMatch] | None, lower: bool) ->
     ]
 
 
+NO_HEADER_OPS = HeaderOps()
+"""The empty edit, shared (contract objects are frozen): most routes and targets have it."""
+
+
 def header_ops(ops: istio.HeaderOperations | None) -> HeaderOps:
     """Istio's HeaderOperations (header names lowercased, as HTTP/2 sends them)."""
-    if ops is None:
-        return HeaderOps()
+    if ops is None or not (ops.set or ops.add or ops.remove):
+        return NO_HEADER_OPS
     return HeaderOps(
         set={k.lower(): v for k, v in sorted((ops.set or {}).items())},
         add={k.lower(): v for k, v in sorted((ops.add or {}).items())},

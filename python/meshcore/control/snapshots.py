@@ -86,7 +86,7 @@ def compile_proxy(state: ConfigState, identity: ProxyIdentity) -> Outcome:
         compiled: Compiled = state.compiler.compile_with_report(identity)
     except CompileError as error:
         return CompileFailure(str(error))
-    payload = compiled.snapshot.to_json()
+    payload = compiled.payload
     compressed = zlib.compress(payload, 1) if len(payload) > COMPRESS_ABOVE else None
     return CompiledProxy(
         compiled.snapshot,

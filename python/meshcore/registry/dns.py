@@ -11,13 +11,15 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
+from functools import lru_cache
 
 Resolver = Callable[[str], tuple[str, ...]]
 """hostname → its IP addresses (empty when it does not resolve)."""
 
 
+@lru_cache(maxsize=1 << 16)
 def is_ip(address: str) -> bool:
-    """True for an IPv4 or IPv6 literal."""
+    """True for an IPv4 or IPv6 literal (memoised: every compile asks about every endpoint)."""
     try:
         ipaddress.ip_address(address)
     except ValueError:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from meshcore.compile.snapshot import validate_snapshot
+import pytest
+
+from meshcore.compile import CompileError, Compiler, identify_proxy, routes
+from meshcore.compile.snapshot import StringMatch, parse_snapshot, validate_snapshot
 from meshcore.config import MeshConfig, load_text
+from meshcore.config import networking as istio
 from meshcore.config.networking import HTTPRetry
+from meshcore.registry import registry_from_resources
 
 from .helpers import compile_resources, compile_text
 
@@ -206,3 +211,43 @@ def test_every_compiled_snapshot_is_valid_and_versioned_by_content() -> None:
         resources, "c.a", mesh=MeshConfig(access_log_file="/tmp/x")
     ).snapshot
     assert changed.version != first.version
+
+
+def test_the_wire_form_is_the_snapshot_serialised_once() -> None:
+    compiled = compile_text(SERVICE % {"ns": "a"}, "c.a")
+    assert compiled.wire is not None
+    assert compiled.payload == compiled.snapshot.to_json()
+    assert parse_snapshot(compiled.payload) == compiled.snapshot
+
+
+def test_a_broken_compile_is_refused_also_when_its_pieces_are_shared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pieces are built without re-validation and shared between proxies; the one
+    `validate_snapshot` at the end still sees what they break."""
+
+    def broken(match: istio.StringMatch | None) -> StringMatch | None:
+        return None if match is None else StringMatch(regex="(unclosed")
+
+    monkeypatch.setattr(routes, "string_match", broken)
+    text = (
+        SERVICE % {"ns": "a"}
+        + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: a}
+spec:
+  hosts: [reviews]
+  http: [{match: [{uri: {prefix: /x}}], route: [{destination: {host: reviews}}]}]
+"""
+    )
+    resources = load_text(text).resources
+    registry = registry_from_resources(resources)
+    compiler = Compiler(resources, registry)
+    for name in ("c", "d"):  # the second proxy reuses what the first one built
+        with pytest.raises(CompileError) as caught:
+            compiler.compile(identify_proxy(registry, name, "a"))
+        assert [e.path for e in caught.value.errors] == [
+            "route_configs[0].virtual_hosts[0].routes[0].matches[0].uri.regex"
+        ]
