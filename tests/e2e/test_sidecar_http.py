@@ -691,16 +691,6 @@ def test_h2load_1000_requests_10_streams_through_the_egress_listener(mesh: Mesh)
     assert requests(after) - requests(before) == 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: an HTTP/2 upstream's graceful GOAWAY fails the requests it did not process: "
-        "streams above the GOAWAY's last-stream-id end as 503 UC 'upstream reset: http2 "
-        "error' and are not retried (classified as a reset, not a refused stream, so "
-        "Istio's default retry_on 'refused-stream' does not apply; http_retries stays 0). "
-        "RFC 9113 6.8 says they were not processed and may be retried; Envoy retries them."
-    ),
-)
 def test_http2_upstream_goaway_fails_no_request(mesh: Mesh) -> None:
     """nginx ends each HTTP/2 connection with GOAWAY after `keepalive_requests` (100
     here; 1000 by default): ordinary behaviour every long-lived h2 upstream has. Under

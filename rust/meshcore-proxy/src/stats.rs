@@ -87,6 +87,9 @@ pub struct ClusterStats {
     /// HTTP requests routed to the cluster, retries, and upstream responses by class.
     pub http_requests: u64,
     pub http_retries: u64,
+    /// Requests the upstream did not process (streams past an HTTP/2 GOAWAY's
+    /// last-stream-id) sent once more on another connection; not retries.
+    pub http_unprocessed_resends: u64,
     pub responses_2xx: u64,
     pub responses_3xx: u64,
     pub responses_4xx: u64,
@@ -170,6 +173,7 @@ pub(crate) struct ClusterCounters {
     no_healthy_upstream: AtomicU64,
     http_requests: AtomicU64,
     http_retries: AtomicU64,
+    http_unprocessed_resends: AtomicU64,
     responses: [AtomicU64; 4],
 }
 
@@ -185,6 +189,7 @@ impl ClusterCounters {
             no_healthy_upstream: read(&self.no_healthy_upstream),
             http_requests: read(&self.http_requests),
             http_retries: read(&self.http_retries),
+            http_unprocessed_resends: read(&self.http_unprocessed_resends),
             responses_2xx: read(&self.responses[0]),
             responses_3xx: read(&self.responses[1]),
             responses_4xx: read(&self.responses[2]),
@@ -198,6 +203,10 @@ impl ClusterCounters {
 
     pub(crate) fn retry(&self) {
         add(&self.http_retries, 1);
+    }
+
+    pub(crate) fn unprocessed_resend(&self) {
+        add(&self.http_unprocessed_resends, 1);
     }
 
     pub(crate) fn response(&self, status: StatusCode) {

@@ -1,7 +1,7 @@
 //! The upstream side of L7 through real sockets and hyper upstreams: pool limits
 //! (`max_requests_per_connection`, `max_connections`, the pool idle timeout), endpoint sets
 //! changed while requests are in flight, hash policies that keep a client on one endpoint,
-//! and retries on refused streams and resets.
+//! retries on refused streams and resets, and requests an HTTP/2 GOAWAY left unprocessed.
 
 mod support;
 
@@ -442,4 +442,92 @@ fn refused_streams_and_resets_are_retried_when_the_policy_says_so() {
         reply.header("proxy-status")
     );
     assert_eq!(plane.stats().totals.response_flags["UC"], 1);
+}
+
+/// An HTTP/2 upstream whose first connection answers the first request's HEADERS with
+/// GOAWAY(last-stream-id 0, NO_ERROR), so that request was not processed (RFC 9113 §6.8),
+/// as nginx does past `keepalive_requests`; later connections answer every stream.
+fn going_away_h2_upstream(rt: &Runtime) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("binds");
+    let address = listener.local_addr().expect("address");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&connections);
+    rt.spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::spawn(async move {
+                    let mut preface = [0u8; 24];
+                    if stream.read_exact(&mut preface).await.is_err() {
+                        return;
+                    }
+                    // Frames until the first HEADERS (type 1).
+                    loop {
+                        let mut head = [0u8; 9];
+                        if stream.read_exact(&mut head).await.is_err() {
+                            return;
+                        }
+                        let length = usize::from(head[0]) << 16
+                            | usize::from(head[1]) << 8
+                            | usize::from(head[2]);
+                        let mut payload = vec![0u8; length];
+                        if stream.read_exact(&mut payload).await.is_err() {
+                            return;
+                        }
+                        if head[3] == 1 {
+                            break;
+                        }
+                    }
+                    let settings = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+                    let go_away = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                    let _ = stream.write_all(&settings).await;
+                    let _ = stream.write_all(&go_away).await;
+                    let mut rest = Vec::new();
+                    let _ = stream.read_to_end(&mut rest).await;
+                });
+                continue;
+            }
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    if let Ok(mut body) = respond.send_response(http::Response::new(()), false) {
+                        let _ = body.send_data(Bytes::from_static(b"served"), true);
+                    }
+                }
+            });
+        }
+    });
+    (address, connections)
+}
+
+#[test]
+fn a_request_past_an_http2_goaway_goes_out_again_without_a_retry_policy() {
+    let rt = runtime();
+    let plane = start();
+    let (upstream, connections) = going_away_h2_upstream(&rt);
+    let proxy = apply(
+        &plane,
+        "goaway",
+        free_port(),
+        json!({}),
+        json!({"protocol": "http2", "endpoints": endpoints(&[upstream])}),
+    );
+    let reply = get(&rt, proxy, "app", "/", &[]);
+    assert_eq!((reply.status, reply.body.as_str()), (200, "served"));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "sent again on a new connection"
+    );
+    let stats = &plane.stats().clusters[0];
+    assert_eq!((stats.http_unprocessed_resends, stats.http_retries), (1, 0));
+    assert_eq!(plane.stats().totals.response_flags.get("UC"), Some(&0));
+    // The next request uses the new connection; the one that went away is not taken again.
+    let reply = get(&rt, proxy, "app", "/", &[]);
+    assert_eq!(reply.status, 200);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(plane.stats().clusters[0].http_unprocessed_resends, 1);
 }

@@ -151,6 +151,7 @@ fn admin_server_answers_ready_stats_and_config_dump() {
             "connections_opened",
             "http_requests",
             "http_retries",
+            "http_unprocessed_resends",
             "name",
             "no_healthy_upstream",
             "responses_2xx",

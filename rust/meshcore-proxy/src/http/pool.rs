@@ -493,6 +493,25 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// Takes the connection out of the pool for good (the upstream said GOAWAY): no new
+    /// request goes to it; requests already on it finish.
+    pub(crate) fn retire(mut self) {
+        match self.sender.take() {
+            Some(Sender::Http2(_, streams)) => {
+                self.pool
+                    .state()
+                    .multiplexed
+                    .retain(|c| !Arc::ptr_eq(&c.streams, &streams));
+                release_stream(&streams);
+                self.pool.available.notify_one();
+            }
+            // An HTTP/1 connection not released is closed when its sender drops.
+            Some(Sender::Http1(_)) | None => {}
+        }
+    }
+}
+
 impl Drop for Lease {
     /// A lease dropped without `release` (the request was abandoned) closes an HTTP/1
     /// connection and frees an HTTP/2 stream.

@@ -8,6 +8,11 @@
 //! and plain status codes. A body is only replayed when it could be kept: empty, or
 //! announced by `content-length` at most [`REPLAY_LIMIT`] and read in full before the
 //! first try. A streamed body is sent once.
+//!
+//! A request on an HTTP/2 stream past the upstream's GOAWAY last-stream-id was not
+//! processed (RFC 9113 §6.8): it counts as a refused stream, and it goes out once more on
+//! another connection before any retry policy applies (not a retry; counted as
+//! `http_unprocessed_resends`), when its body can be sent again (empty or kept).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +71,12 @@ impl Failure {
             Self::RefusedStream(_) => retries.on_refused_stream || retries.on_5xx,
             Self::Timeout(_) => retries.on_5xx || retries.on_gateway_error,
         }
+    }
+
+    /// The upstream never processed the request: its stream was past the last-stream-id
+    /// of a GOAWAY the upstream sent.
+    fn unprocessed(&self) -> bool {
+        matches!(self, Self::RefusedStream(e) if beyond_go_away(e))
     }
 
     fn reply(&self, cluster: &Cluster, decision: Decision) -> LocalReply {
@@ -202,7 +213,8 @@ pub(crate) async fn forward(
     }
 
     let retries = action.retries.clone().unwrap_or_default();
-    let (mut streamed, replay) = if retries.attempts > 0 {
+    // An empty body can always be sent again (an unprocessed request goes out once more).
+    let (mut streamed, replay) = if retries.attempts > 0 || incoming.is_end_stream() {
         match replayable(incoming).await {
             Ok(Replay::Kept(bytes)) => (None, Some(bytes)),
             Ok(Replay::Streamed(body)) => (Some(body), None),
@@ -224,6 +236,7 @@ pub(crate) async fn forward(
     };
     let started = Instant::now();
     let mut attempt = 0;
+    let mut resent = false;
     loop {
         attempt += 1;
         if attempt > 1 {
@@ -270,6 +283,16 @@ pub(crate) async fn forward(
                     downstream_upgrade,
                     &meters,
                 ));
+            }
+            // Not processed upstream: once more, on another connection, not as a retry.
+            Err(failure) if failure.unprocessed() && !resent && replay.is_some() => {
+                debug!(
+                    ?failure,
+                    attempt, "upstream did not process the request; sending again"
+                );
+                resent = true;
+                cluster.counters.unprocessed_resend();
+                attempt -= 1;
             }
             Err(failure) if !last && failure.retried_by(&retries) => {
                 debug!(?failure, attempt, "retrying after failure");
@@ -376,11 +399,15 @@ async fn try_once(
             }
             Err(SendError::NotSent(not_sent)) if lease.reused => {
                 debug!(endpoint = %endpoint.address, error = %not_sent.1, "pooled connection closed; sending again");
-                lease.release(false);
+                if beyond_go_away(&not_sent.1) {
+                    lease.retire();
+                } else {
+                    lease.release(false);
+                }
                 request = not_sent.0;
             }
-            Err(SendError::NotSent(not_sent)) => return Err(classify(not_sent.1)),
-            Err(SendError::Failed(e)) => return Err(classify(e)),
+            Err(SendError::NotSent(not_sent)) => return Err(failed(lease, not_sent.1)),
+            Err(SendError::Failed(e)) => return Err(failed(lease, e)),
             Err(SendError::Closed) => {
                 return Err(Failure::NoEndpoint);
             }
@@ -389,12 +416,37 @@ async fn try_once(
     Err(Failure::Pool(PoolError::Refused(endpoint.address)))
 }
 
+/// A failed send: the connection leaves the pool when the upstream is going away.
+fn failed(lease: Lease, error: hyper::Error) -> Failure {
+    if beyond_go_away(&error) {
+        lease.retire();
+    }
+    classify(error)
+}
+
+/// The h2 error under a hyper error, if any.
+fn h2_error(error: &hyper::Error) -> Option<&h2::Error> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return Some(h2);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The upstream's GOAWAY ended the stream: h2 fails only the streams past its
+/// last-stream-id with the remote GOAWAY itself (streams it had taken end with a reset, a
+/// broken pipe or their response), so the request was never processed (RFC 9113 §6.8).
+/// A request sent on a connection that had already received GOAWAY fails the same way.
+fn beyond_go_away(error: &hyper::Error) -> bool {
+    h2_error(error).is_some_and(|e| e.is_go_away() && e.is_remote())
+}
+
 fn classify(error: hyper::Error) -> Failure {
-    let refused = std::error::Error::source(&error)
-        .and_then(|s| s.downcast_ref::<h2::Error>())
-        .and_then(h2::Error::reason)
-        == Some(h2::Reason::REFUSED_STREAM);
-    if refused {
+    let refused = h2_error(&error).and_then(h2::Error::reason) == Some(h2::Reason::REFUSED_STREAM);
+    if refused || beyond_go_away(&error) {
         Failure::RefusedStream(error)
     } else if error.is_parse() || error.is_parse_status() {
         Failure::Protocol(error)
