@@ -53,6 +53,16 @@ impl OriginalDst {
         }
     }
 
+    /// An explicit proxy's destination (CONNECT or an absolute-form request), accepted on
+    /// `local`: on the listener's own port (its own address included) it would loop.
+    pub(crate) fn requested(address: SocketAddr, local: SocketAddr) -> Self {
+        if address.port() == local.port() {
+            Self::Loop(address)
+        } else {
+            Self::Redirected(address)
+        }
+    }
+
     fn classify(original: Option<SocketAddr>, local: SocketAddr) -> Self {
         match original {
             None => Self::Direct,

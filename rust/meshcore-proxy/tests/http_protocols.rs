@@ -197,6 +197,58 @@ fn http_proxy_mode_absolute_form_and_connect() {
 }
 
 #[test]
+fn http_proxy_mode_passes_an_absolute_form_request_through_to_its_authority() {
+    let rt = runtime();
+    let plane = start();
+    let outside = HttpUpstream::start(&rt, "outside", false);
+    let port = free_port();
+    apply(
+        &plane,
+        json!({
+            "version": "v1",
+            "listeners": [{
+                "name": "outbound", "address": "127.0.0.1", "port": port, "protocol": "http",
+                "http_proxy": true, "route_config": "outbound"
+            }],
+            "route_configs": [{"name": "outbound", "virtual_hosts": [
+                {"name": "allow_any", "domains": ["*"], "routes": [forward_to("PassthroughCluster")]}
+            ]}],
+            "clusters": [{"name": "PassthroughCluster", "kind": "original_dst", "connect_timeout_ms": 1000}],
+        }),
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    // curl -x http://proxy http://127.0.0.1:<outside>/books: no SO_ORIGINAL_DST (the
+    // client dialled the proxy), so the authority is the destination.
+    let target = format!("http://127.0.0.1:{}/books", outside.address.port());
+    let reply = send(
+        &rt,
+        proxy,
+        Request::get(target.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    );
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "outside GET /books")
+    );
+    // The proxy's own listener is never a destination.
+    let reply = send(
+        &rt,
+        proxy,
+        Request::get(format!("http://127.0.0.1:{port}/").as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    );
+    assert_eq!(reply.status, 503);
+    assert!(reply.body.contains("loop"), "{}", reply.body);
+    let stats = plane.stats();
+    assert_eq!(stats.totals.response_flags.get("UH"), Some(&1));
+    assert_eq!(stats.clusters[0].connections_opened, 1);
+}
+
+#[test]
 fn upgrades_flow_both_ways_after_101() {
     let rt = runtime();
     let plane = start();

@@ -20,7 +20,8 @@
 //!  pick upstream    http/upstream.rs weighted cluster → header edits, rewrite
 //!    │              balancer/*       endpoint by lb_policy (+ hash policy) (none → 503 UH);
 //!    │                               original_dst cluster: the connection's original
-//!    │                               destination (not redirected → 503 UH)
+//!    │                               destination; not redirected: an http_proxy
+//!    │                               listener's absolute-form authority, else 503 UH
 //!  upstream request http/pool.rs     pooled HTTP/1 or multiplexed HTTP/2 connection
 //!    │              http/upstream.rs per-try timeout, retries, route timeout
 //!    │                               (connect → UF, reset → UC, timeout → UT, full → UO)

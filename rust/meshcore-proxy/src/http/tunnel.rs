@@ -4,10 +4,12 @@
 //! A CONNECT goes where the route config sends its authority (the first endpoint picked
 //! from the routed cluster); with no virtual host for it, to the listener's `tcp_route`
 //! cluster, and an `original_dst` cluster there means the requested host:port itself
-//! (Istio's PassthroughCluster).
+//! (Istio's PassthroughCluster). An absolute-form request an `original_dst` cluster
+//! forwards on such a listener goes to its authority the same way ([`requested`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -26,6 +28,7 @@ use super::rewrite::split_authority;
 use super::router::{Action, RouteTable};
 use super::server::Downstream;
 use crate::cluster::Cluster;
+use crate::original_dst::OriginalDst;
 use crate::stats::UpstreamMeter;
 
 /// Answers a CONNECT: 200 and a tunnel, or the local reply saying why not.
@@ -64,17 +67,24 @@ pub(crate) async fn connect(
         target: Some(cluster.name.clone()),
     };
     let destination = match cluster.kind {
-        ClusterKind::OriginalDst => resolve(&authority).await,
-        ClusterKind::Static => cluster.pick_endpoint(downstream.peer.ip()),
+        ClusterKind::OriginalDst => {
+            requested(&authority, None, downstream, cluster.connect_timeout).await
+        }
+        ClusterKind::Static => cluster
+            .pick_endpoint(downstream.peer.ip())
+            .ok_or_else(|| "no endpoint".to_string()),
     };
-    let Some(destination) = destination else {
-        return Err(LocalReply::no_healthy_upstream(
-            format!(
-                "no destination for CONNECT {authority} in cluster {}",
-                cluster.name
-            ),
-            decision,
-        ));
+    let destination = match destination {
+        Ok(destination) => destination,
+        Err(why) => {
+            return Err(LocalReply::no_healthy_upstream(
+                format!(
+                    "no destination for CONNECT {authority} in cluster {}: {why}",
+                    cluster.name
+                ),
+                decision,
+            ));
+        }
     };
     record.upstream_host = Some(destination);
     let upstream = match tokio::time::timeout(
@@ -163,10 +173,51 @@ fn routed_cluster(
     }
 }
 
-async fn resolve(authority: &str) -> Option<SocketAddr> {
+/// Where an explicit-proxy request (CONNECT, or absolute-form on an `http_proxy`
+/// listener) asked to go: its authority resolved (`default_port` when it names none),
+/// within `timeout`. Never a listener of this proxy: a destination on the accepting
+/// listener's port, or any socket a listener binds, would loop back into the proxy.
+pub(crate) async fn requested(
+    authority: &str,
+    default_port: Option<u16>,
+    downstream: &Downstream,
+    timeout: Duration,
+) -> Result<SocketAddr, String> {
     let (host, port) = split_authority(authority);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    tokio::net::lookup_host((host, port?)).await.ok()?.next()
+    let Some(port) = port.or(default_port) else {
+        return Err(format!("{authority} names no port"));
+    };
+    let address = match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(mut addresses)) => addresses
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address"))?,
+        Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
+        Err(_) => return Err(format!("resolving {host} timed out after {timeout:?}")),
+    };
+    let own_listener = |address: SocketAddr| {
+        let table = downstream.table.load();
+        table.route(&address).is_some()
+            || table
+                .route(&SocketAddr::new(unspecified(address.ip()), address.port()))
+                .is_some()
+    };
+    if let OriginalDst::Loop(address) = OriginalDst::requested(address, downstream.local) {
+        return Err(OriginalDst::Loop(address).to_string());
+    }
+    if own_listener(address) {
+        return Err(format!(
+            "{address} is a listener of this proxy (forwarding there would loop back into it)"
+        ));
+    }
+    Ok(address)
+}
+
+fn unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
 }
 
 /// Copies bytes between two upgraded connections until both ends close.

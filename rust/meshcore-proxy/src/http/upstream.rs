@@ -141,18 +141,37 @@ pub(crate) async fn forward(
         target: Some(cluster.name.clone()),
     };
     cluster.counters.request();
-    // An original_dst cluster has one endpoint per request: where the client was going.
+    // An original_dst cluster has one endpoint per request: where the client was going,
+    // i.e. the connection's original destination, else (explicit proxy, absolute-form)
+    // the request's authority.
     let original_dst = match cluster.kind {
         ClusterKind::Static => None,
-        ClusterKind::OriginalDst => match downstream.original_dst.target() {
-            Ok(address) => Some(cluster.original_dst_endpoint(address)),
-            Err(why) => {
-                return Err(LocalReply::no_healthy_upstream(
-                    format!("cluster {} has no endpoint: {why}", cluster.name),
-                    decision,
-                ));
+        ClusterKind::OriginalDst => {
+            let target = match downstream.original_dst.target() {
+                Ok(address) => Ok(address),
+                Err(why) => match request.uri().authority() {
+                    Some(requested) if downstream.listener.http_proxy => {
+                        super::tunnel::requested(
+                            requested.as_str(),
+                            Some(80),
+                            downstream,
+                            cluster.connect_timeout,
+                        )
+                        .await
+                    }
+                    _ => Err(why.to_string()),
+                },
+            };
+            match target {
+                Ok(address) => Some(cluster.original_dst_endpoint(address)),
+                Err(why) => {
+                    return Err(LocalReply::no_healthy_upstream(
+                        format!("cluster {} has no endpoint: {why}", cluster.name),
+                        decision,
+                    ));
+                }
             }
-        },
+        }
     };
 
     let upgrade = is_upgrade(&request);
