@@ -15,9 +15,12 @@ order (Istio's sidecar config generation, flattened):
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from meshcore.compile.clusters import (
@@ -38,9 +41,10 @@ from meshcore.compile.listeners import (
     inbound_parts,
     listener_protocol,
 )
+from meshcore.compile.memo import Memo, Piece
 from meshcore.compile.proxy import ProxyIdentity
 from meshcore.compile.report import Report
-from meshcore.compile.routes import ResolvedDestination, RouteBuilder
+from meshcore.compile.routes import ResolvedDestination, RouteBuilder, mesh_retry_policy
 from meshcore.compile.scope import (
     EgressListener,
     SidecarScope,
@@ -67,10 +71,11 @@ from meshcore.compile.snapshot import (
     WeightedCluster,
     validate_snapshot,
 )
-from meshcore.config import Diagnostic, MeshConfig, VirtualService
+from meshcore.config import DestinationRule, Diagnostic, MeshConfig, VirtualService
 from meshcore.config.networking import L4MatchAttributes
 from meshcore.registry import (
     PortProtocol,
+    Resolution,
     Resolver,
     Service,
     ServicePort,
@@ -125,8 +130,25 @@ class _VirtualServices:
         return None
 
 
+@dataclass(frozen=True)
+class _View:
+    """What proxies of one namespace under one Sidecar see (shared by all of them)."""
+
+    services: list[Service]
+    by_host: dict[str, Service]
+    virtual_services: _VirtualServices
+    main: list[Service]
+    """The services the catch-all outbound listener routes to."""
+
+
 class Compiler:
-    """Compiles per-proxy snapshots from one set of resources and one registry."""
+    """Compiles per-proxy snapshots from one set of resources and one registry.
+
+    Pieces many proxies share (a service's clusters, a VirtualService's routes for a port,
+    what a namespace sees) are built once and reused (`meshcore.compile.memo`). Given
+    `previous`, the compiler of the config generation before, pieces built from objects
+    this generation still has are reused too, so an edit rebuilds only what it touched.
+    """
 
     def __init__(
         self,
@@ -135,10 +157,23 @@ class Compiler:
         *,
         mesh: MeshConfig | None = None,
         resolver: Resolver = system_resolver,
+        previous: Compiler | None = None,
     ) -> None:
         self.index = ConfigIndex.build(resources, mesh)
         self.registry = registry
         self.resolver = resolver
+        carry = (
+            previous is not None
+            and previous.resolver is resolver
+            and previous.registry.domain_suffix == registry.domain_suffix
+            and previous.index.mesh == self.index.mesh
+        )
+        self.memo: Memo = Memo(previous.memo if carry and previous is not None else None)
+        self.default_retries = mesh_retry_policy(self.index.mesh)
+        self._views: dict[tuple[str, int], _View] = {}
+        self._service_keys: dict[int, str] = {}
+        self._sources: dict[int, tuple[tuple[Mapping[str, str], ...], bool]] = {}
+        self._domains: dict[tuple[str, int, str, bool], tuple[str, ...]] = {}
 
     def compile(self, proxy: ProxyIdentity) -> Snapshot:
         """The snapshot for `proxy`; raises CompileError if it breaks the contract."""
@@ -146,7 +181,70 @@ class Compiler:
 
     def compile_with_report(self, proxy: ProxyIdentity) -> Compiled:
         """The snapshot for `proxy` and the compiler's warnings."""
-        return _ProxyCompilation(self, proxy).run()
+        with _gc_paused():
+            return _ProxyCompilation(self, proxy).run()
+
+    def service_key(self, service: Service) -> str:
+        """A service's full value as text: equal services, equal keys, across generations."""
+        key = self._service_keys.get(id(service))
+        if key is None:
+            key = self._service_keys[id(service)] = repr(service)
+        return key
+
+    def source_matches(self, vs: VirtualService) -> tuple[tuple[Mapping[str, str], ...], bool]:
+        """The `sourceLabels` of `vs`'s HTTP matches, and whether any names a namespace."""
+        found = self._sources.get(id(vs))
+        if found is None:
+            matches = [m for rule in vs.spec.http or () for m in rule.match or ()]
+            found = (
+                tuple(m.source_labels for m in matches if m.source_labels),
+                any(m.source_namespace for m in matches),
+            )
+            self._sources[id(vs)] = found
+        return found
+
+    def domains(self, hostname: str, port: int, namespace: str, bare: bool) -> tuple[str, ...]:
+        """The authorities of a virtual host for `hostname:port` seen from `namespace`."""
+        key = (hostname, port, namespace, bare)
+        found = self._domains.get(key)
+        if found is None:
+            domains = virtual_host_domains(hostname, port, namespace, self.registry.domain_suffix)
+            if not bare:
+                domains = [d for d in domains if d.endswith(f":{port}")]
+            found = self._domains[key] = tuple(domains)
+        return found
+
+
+class _GcPause:
+    """Cyclic GC off while any thread compiles.
+
+    A compile allocates ~10^5 objects that live on, which triggers full collections that
+    walk the whole parsed config (a third of the compile time at 1,000 services). The
+    compiler makes no cycles worth collecting early; the collector runs after.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._was_enabled = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._was_enabled:
+                    gc.enable()
+
+
+_gc_paused = _GcPause()
 
 
 def compile(
@@ -165,6 +263,8 @@ class _ProxyCompilation:
     """The state of compiling one proxy; used once."""
 
     def __init__(self, compiler: Compiler, proxy: ProxyIdentity) -> None:
+        self.compiler = compiler
+        self.memo = compiler.memo
         self.index = compiler.index
         self.registry = compiler.registry
         self.proxy = proxy
@@ -174,10 +274,21 @@ class _ProxyCompilation:
         connect = millis(self.mesh.connect_timeout) or DEFAULT_CONNECT_TIMEOUT_MS
         self.clusters = ClusterBuilder(self.index, compiler.resolver, self.report, connect)
         self.scope: SidecarScope = sidecar_scope(self.index, proxy)
-        self.services = self._visible_services()
-        self.by_host = {s.hostname: s for s in self.services}
-        self.virtual_services = self._visible_virtual_services()
-        self.routes = RouteBuilder(proxy, self.mesh, self.suffix, self._destination, self.report)
+        view = self._view()
+        self.services = view.services
+        self.by_host = view.by_host
+        self.virtual_services = view.virtual_services
+        self.main_services = view.main
+        self._deps: list[tuple[tuple[str, int | None, int], ResolvedDestination | None]] | None
+        self._deps = None
+        self.routes = RouteBuilder(
+            proxy,
+            self.mesh,
+            self.suffix,
+            self._destination,
+            self.report,
+            default_retries=compiler.default_retries,
+        )
         self.out_clusters: dict[str, Cluster] = {c.name: c for c in special_clusters()}
         self.route_configs: list[RouteConfig] = []
         self.listeners: list[Listener] = []
@@ -212,6 +323,22 @@ class _ProxyCompilation:
         return Compiled(snapshot, self.report.diagnostics, wire)
 
     # -- visibility -------------------------------------------------------------------------
+
+    def _view(self) -> _View:
+        sidecar = self.scope.sidecar
+        key = (self.proxy.namespace, 0 if sidecar is None else id(sidecar))
+        view = self.compiler._views.get(key)
+        if view is None:
+            services = self._visible_services()
+            main = [s for s in services if self.scope.visible_on_main(s.namespace, (s.hostname,))]
+            view = _View(
+                services,
+                {s.hostname: s for s in services},
+                self._visible_virtual_services(),
+                main,
+            )
+            self.compiler._views[key] = view
+        return view
 
     def _visible_services(self) -> list[Service]:
         chosen: dict[str, Service] = {}
@@ -253,13 +380,44 @@ class _ProxyCompilation:
 
     def _service_clusters(self, service: Service) -> None:
         rule = destination_rule_for(self.index, self.proxy, service, self.suffix)
-        for port in service.ports:
-            if port.protocol is PortProtocol.UDP:
-                continue
-            for cluster in self.clusters.for_port(service, port, rule):
-                self.out_clusters.setdefault(cluster.name, cluster)
+        for cluster in self._port_clusters(service, rule):
+            self.out_clusters.setdefault(cluster.name, cluster)
+
+    def _port_clusters(self, service: Service, rule: DestinationRule | None) -> Sequence[Cluster]:
+        """The clusters of every port of `service` under `rule`, shared unless DNS answers."""
+        if service.resolution is Resolution.DNS:
+            return self._build_port_clusters(service, rule)
+        key = ("clusters", self.compiler.service_key(service), id(rule))
+        piece = self.memo.find(key, (rule,))
+        if piece is not None:
+            self.report.extend(piece.warnings)
+            return piece.value  # type: ignore[no-any-return]
+        with self.report.capture() as warnings:
+            clusters = self._build_port_clusters(service, rule)
+        return self.memo.add(key, Piece(clusters, tuple(warnings), (rule,))).value
+
+    def _build_port_clusters(
+        self, service: Service, rule: DestinationRule | None
+    ) -> tuple[Cluster, ...]:
+        return tuple(
+            cluster
+            for port in service.ports
+            if port.protocol is not PortProtocol.UDP
+            for cluster in self.clusters.for_port(service, port, rule)
+        )
 
     def _destination(
+        self, host: str, wanted: int | None, vhost_port: int
+    ) -> ResolvedDestination | None:
+        answer = self._resolve_destination(host, wanted, vhost_port)
+        if self._deps is not None:
+            self._deps.append(((host, wanted, vhost_port), answer))
+        return answer
+
+    def _deps_hold(self, piece: Piece[object]) -> bool:
+        return all(self._resolve_destination(*asked) == answer for asked, answer in piece.deps)
+
+    def _resolve_destination(
         self, host: str, wanted: int | None, vhost_port: int
     ) -> ResolvedDestination | None:
         service = self.by_host.get(host)
@@ -308,13 +466,42 @@ class _ProxyCompilation:
         return [p for p in service.ports if p.protocol.is_http or p.protocol.is_sniffed]
 
     def _virtual_host(
-        self, service_host: str, port: int, domains: list[str], vs: VirtualService | None
+        self, service_host: str, port: int, domains: Sequence[str], vs: VirtualService | None
     ) -> VirtualHost:
-        if vs is None:
-            routes = [self.routes.default_route(service_host, port)]
-        else:
-            routes = self.routes.routes(vs, port)
-        return VirtualHost(name=f"{service_host}:{port}", domains=domains, routes=routes)
+        routes = self._default_routes(service_host, port) if vs is None else self._routes(vs, port)
+        return VirtualHost(name=f"{service_host}:{port}", domains=list(domains), routes=routes)
+
+    def _default_routes(self, host: str, port: int) -> list[Route]:
+        key = ("default-route", host, port)
+        piece = self.memo.find(key)
+        if piece is None:
+            piece = self.memo.add(key, Piece([self.routes.default_route(host, port)]))
+        return piece.value  # type: ignore[no-any-return]
+
+    def _routes(self, vs: VirtualService, port: int) -> list[Route]:
+        """`vs`'s routes for `port`, shared by proxies that its source matches treat alike
+        and whose view resolves its destinations alike."""
+        selectors, by_namespace = self.compiler.source_matches(vs)
+        labels = self.proxy.labels
+        key = (
+            "routes",
+            id(vs),
+            port,
+            self.proxy.namespace if by_namespace else None,
+            tuple(labels_match(selector, labels) for selector in selectors),
+        )
+        piece = self.memo.find(key, (vs,), self._deps_hold)
+        if piece is not None:
+            self.report.extend(piece.warnings)
+            return piece.value  # type: ignore[no-any-return]
+        deps: list[tuple[tuple[str, int | None, int], ResolvedDestination | None]] = []
+        self._deps = deps
+        try:
+            with self.report.capture() as warnings:
+                routes = self.routes.routes(vs, port)
+        finally:
+            self._deps = None
+        return self.memo.add(key, Piece(routes, tuple(warnings), (vs,), tuple(deps))).value
 
     def _service_virtual_hosts(
         self, services: Sequence[Service], only_port: int | None = None
@@ -330,17 +517,14 @@ class _ProxyCompilation:
             bare = DEFAULT_HTTP_PORT if DEFAULT_HTTP_PORT in numbers else min(numbers)
             vs = self.virtual_services.for_host(service.hostname)
             for port in ports:
-                domains = virtual_host_domains(
-                    service.hostname, port.number, self.proxy.namespace, self.suffix
+                domains = self.compiler.domains(
+                    service.hostname, port.number, self.proxy.namespace, port.number == bare
                 )
-                if port.number != bare:
-                    domains = [d for d in domains if d.endswith(f":{port.number}")]
                 vhosts.append(self._virtual_host(service.hostname, port.number, domains, vs))
         return vhosts
 
     def _outbound_route_config(self) -> RouteConfig:
-        main = [s for s in self.services if self.scope.visible_on_main(s.namespace, (s.hostname,))]
-        vhosts = self._service_virtual_hosts(main)
+        vhosts = self._service_virtual_hosts(self.main_services)
         # VirtualService hosts with no service behind them are served on port 80 (Istio).
         for host, vs in self.virtual_services.hosts:
             if host.startswith("*") or host in self.by_host:

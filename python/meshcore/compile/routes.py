@@ -149,12 +149,14 @@ class RouteBuilder:
         domain_suffix: str,
         lookup: DestinationLookup,
         report: Report,
+        *,
+        default_retries: RetryPolicy | None = None,
     ) -> None:
         self._proxy = proxy
         self._domain_suffix = domain_suffix
         self._lookup = lookup
         self._report = report
-        self._default_retries = mesh_retry_policy(mesh)
+        self._default_retries = default_retries or mesh_retry_policy(mesh)
 
     def default_route(self, host: str, port: int) -> Route:
         """The route of a service no VirtualService covers: straight to its cluster."""
