@@ -36,7 +36,7 @@ pub(crate) struct Endpoint {
 
 #[derive(Debug)]
 pub(crate) struct Cluster {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) kind: ClusterKind,
     pub(crate) protocol: ClusterProtocol,
     pub(crate) connect_timeout: Duration,
@@ -105,7 +105,7 @@ impl Cluster {
         let keys: Vec<String> = endpoints.iter().map(|e| e.address.to_string()).collect();
         let connect_timeout = Duration::from_millis(spec.connect_timeout_ms);
         Self {
-            name: spec.name.clone(),
+            name: spec.name.as_str().into(),
             kind: spec.kind,
             protocol: spec.protocol,
             connect_timeout,

@@ -168,7 +168,7 @@ impl RoutingTable {
     }
 
     fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
-        self.clusters.iter().find(|c| c.name == name)
+        self.clusters.iter().find(|c| &*c.name == name)
     }
 }
 

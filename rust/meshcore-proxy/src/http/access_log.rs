@@ -6,6 +6,7 @@
 //! the record is dropped and counted (`access_log_dropped`), so a slow disk never slows
 //! traffic.
 
+use std::borrow::Cow;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
@@ -33,7 +34,7 @@ pub(crate) struct Record {
     pub(crate) status: u16,
     pub(crate) flags: Flags,
     /// Envoy's RESPONSE_CODE_DETAILS: `via_upstream`, or why the proxy answered itself.
-    pub(crate) details: String,
+    pub(crate) details: Cow<'static, str>,
     pub(crate) bytes_received: u64,
     pub(crate) bytes_sent: u64,
     pub(crate) duration: Duration,
@@ -43,22 +44,22 @@ pub(crate) struct Record {
     pub(crate) request_id: Option<String>,
     pub(crate) authority: Option<String>,
     pub(crate) upstream_host: Option<SocketAddr>,
-    pub(crate) upstream_cluster: Option<String>,
+    pub(crate) upstream_cluster: Option<Arc<str>>,
     pub(crate) downstream_local: SocketAddr,
     pub(crate) downstream_remote: SocketAddr,
-    pub(crate) route_name: Option<String>,
+    pub(crate) route_name: Option<Arc<str>>,
 }
 
 impl Record {
     pub(crate) fn new(downstream_local: SocketAddr, downstream_remote: SocketAddr) -> Self {
         Self {
-            start: SystemTime::now(),
+            start: UNIX_EPOCH,
             method: String::new(),
             path: String::new(),
             protocol: "HTTP/1.1",
             status: 0,
             flags: Flags::none(),
-            details: String::new(),
+            details: Cow::Borrowed(""),
             bytes_received: 0,
             bytes_sent: 0,
             duration: Duration::ZERO,
@@ -115,7 +116,7 @@ impl Record {
             "protocol": self.protocol,
             "response_code": self.status,
             "response_flags": self.flags.to_string(),
-            "response_code_details": self.details,
+            "response_code_details": &*self.details,
             "bytes_received": self.bytes_received,
             "bytes_sent": self.bytes_sent,
             "duration": self.duration.as_millis() as u64,
@@ -125,10 +126,10 @@ impl Record {
             "request_id": self.request_id,
             "authority": self.authority,
             "upstream_host": self.upstream_host.map(|a| a.to_string()),
-            "upstream_cluster": self.upstream_cluster,
+            "upstream_cluster": self.upstream_cluster.as_deref(),
             "downstream_local_address": self.downstream_local.to_string(),
             "downstream_remote_address": self.downstream_remote.to_string(),
-            "route_name": self.route_name,
+            "route_name": self.route_name.as_deref(),
         })
         .to_string();
         line.push('\n');

@@ -13,31 +13,38 @@ pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-i
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// Connection-specific headers (RFC 9110 §7.6.1) that never cross the proxy; HTTP/2 forbids
 /// them outright. An upgrade keeps `connection` and `upgrade`, which carry it.
+///
+/// Most messages carry none of them: one look per name, with names that are already
+/// parsed and hashed, and nothing removed.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(listed) = headers.get(header::CONNECTION).cloned()
-        && !keep_upgrade
-        && let Ok(listed) = listed.to_str()
-    {
-        for name in listed.split(',') {
-            let name = name.trim();
-            if !name.eq_ignore_ascii_case("upgrade") || !keep_upgrade {
-                headers.remove(name);
+    if !keep_upgrade && let Some(listed) = headers.remove(header::CONNECTION) {
+        if let Ok(listed) = listed.to_str() {
+            for name in listed.split(',') {
+                let name = name.trim();
+                if !name.is_empty() {
+                    headers.remove(name);
+                }
             }
         }
+        headers.remove(header::UPGRADE);
     }
     for name in [
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "proxy-authenticate",
-        "proxy-authorization",
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
     ] {
-        headers.remove(name);
+        if headers.contains_key(&name) {
+            headers.remove(name);
+        }
     }
-    if !keep_upgrade {
-        headers.remove(header::CONNECTION);
+    if !keep_upgrade && headers.contains_key(header::UPGRADE) {
         headers.remove(header::UPGRADE);
     }
     // `te: trailers` is the one TE value that may cross (gRPC needs it).
@@ -48,44 +55,75 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// The client address as `x-forwarded-for` carries it; made once per connection.
+pub(crate) fn client_address(client: IpAddr) -> HeaderValue {
+    let mut text = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    // An IP address always fits and is always a valid header value.
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{client}"));
+    let length = usize::try_from(cursor.position()).unwrap_or(0);
+    HeaderValue::from_bytes(&text[..length]).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+const HTTP: HeaderValue = HeaderValue::from_static("http");
+
 /// Envoy's edge behaviour: `x-forwarded-for` gets the client's address appended,
-/// `x-forwarded-proto` is set to the downstream scheme when the client did not send one,
-/// and a missing `x-request-id` is generated (a random UUID v4).
-pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, scheme: &str) {
-    let client = client.to_string();
-    let forwarded = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {client}"),
-        _ => client,
+/// `x-forwarded-proto` is set to `http` (the downstream scheme) when the client did not
+/// send one, and a missing `x-request-id` is generated (a random UUID v4). `client` is
+/// [`client_address`]'s value.
+pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: &HeaderValue) {
+    let forwarded = match headers.get(&X_FORWARDED_FOR) {
+        Some(existing) if !existing.is_empty() => {
+            let mut joined = Vec::with_capacity(existing.len() + 2 + client.len());
+            joined.extend_from_slice(existing.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(client.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        _ => Some(client.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+    if let Some(value) = forwarded {
         headers.insert(X_FORWARDED_FOR, value);
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO)
-        && let Ok(value) = HeaderValue::from_str(scheme)
-    {
-        headers.insert(X_FORWARDED_PROTO, value);
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HTTP);
     }
-    if !headers.contains_key(&X_REQUEST_ID)
-        && let Ok(value) = HeaderValue::from_str(&request_id())
-    {
-        headers.insert(X_REQUEST_ID, value);
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID, request_id_value());
     }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A random UUID v4 in its 36-character text form, as Envoy generates for
+/// `x-request-id`: written into a stack buffer, no allocation.
+fn request_id_bytes() -> [u8; 36] {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    text
+}
+
+/// A new `x-request-id` value (a random UUID v4).
+pub(crate) fn request_id_value() -> HeaderValue {
+    let text = request_id_bytes();
+    // Hex digits and dashes are always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// A random UUID v4, as Envoy generates for `x-request-id`.
 pub(crate) fn request_id() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    String::from_utf8_lossy(&request_id_bytes()).into_owned()
 }
 
 /// Compiled set / add / remove operations, applied in Istio's order: remove, set, add.
@@ -157,14 +195,49 @@ mod tests {
     fn forwarding_headers_as_envoy_sets_them() {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, "10.0.0.1".parse().unwrap());
-        add_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
+        let client = client_address("127.0.0.1".parse().unwrap());
+        add_forwarding(&mut h, &client);
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[X_FORWARDED_PROTO], "http");
         let id = h[X_REQUEST_ID].to_str().unwrap().to_string();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
-        add_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
+        add_forwarding(&mut h, &client);
         assert_eq!(h[X_REQUEST_ID], id.as_str(), "an existing id is kept");
+    }
+
+    #[test]
+    fn request_ids_are_uuid_v4_text() {
+        for _ in 0..100 {
+            let id = request_id();
+            assert_eq!(id.len(), 36);
+            for (i, c) in id.chars().enumerate() {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    assert_eq!(c, '-', "{id}");
+                } else {
+                    assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{id}");
+                }
+            }
+            assert_eq!(&id[14..15], "4", "{id}");
+            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+            assert_eq!(request_id_value().len(), 36);
+        }
+        assert_eq!(client_address("::1".parse().unwrap()), "::1");
+    }
+
+    #[test]
+    fn upgrade_headers_stay_for_an_upgrade_and_go_otherwise() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Upgrade".parse().unwrap());
+        h.insert("upgrade", "websocket".parse().unwrap());
+        h.insert("te", "gzip".parse().unwrap());
+        let mut kept = h.clone();
+        remove_hop_by_hop(&mut kept, true);
+        assert_eq!(kept["upgrade"], "websocket");
+        assert_eq!(kept["connection"], "Upgrade");
+        assert!(kept.get("te").is_none());
+        remove_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

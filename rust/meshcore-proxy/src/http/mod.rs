@@ -162,6 +162,7 @@ pub(crate) async fn serve_connection(
     let totals: Arc<TotalCounters> = meter.totals_arc();
     let downstream = Arc::new(Downstream {
         peer,
+        forwarded_for: self::headers::client_address(peer.ip()),
         local,
         original_dst,
         listener,

@@ -15,6 +15,7 @@
 //! no flag and no `proxy-status` (they are answers, not errors).
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
@@ -172,9 +173,9 @@ impl ProxyError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Decision {
     /// e.g. `VirtualService/default/reviews http[1]`, or `RouteConfig/outbound`.
-    pub(crate) by: String,
+    pub(crate) by: Arc<str>,
     /// e.g. the cluster name.
-    pub(crate) target: Option<String>,
+    pub(crate) target: Option<Arc<str>>,
 }
 
 /// A response the proxy makes itself.
@@ -362,9 +363,9 @@ impl LocalReply {
     }
 
     /// Envoy's RESPONSE_CODE_DETAILS for the access log.
-    pub(crate) fn log_details(&self) -> String {
+    pub(crate) fn log_details(&self) -> std::borrow::Cow<'static, str> {
         let Some(flag) = self.flags.iter().next() else {
-            return self.details.clone();
+            return self.details.clone().into();
         };
         match flag {
             ResponseFlag::NoRoute => "route_not_found",
@@ -383,12 +384,12 @@ impl LocalReply {
             ResponseFlag::UpstreamOverflow => "upstream_overflow",
             ResponseFlag::UpstreamProtocolError => "upstream_protocol_error",
         }
-        .to_string()
+        .into()
     }
 
     /// The `x-meshcore-decision` value.
     pub(crate) fn decision_header(&self) -> String {
-        let mut value = self.decision.by.clone();
+        let mut value = self.decision.by.to_string();
         if let Some(target) = &self.decision.target {
             value.push_str(" -> ");
             value.push_str(target);

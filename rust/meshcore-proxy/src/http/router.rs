@@ -43,7 +43,7 @@ pub(crate) struct VirtualHost {
 pub(crate) struct Route {
     /// Who wrote this route, for `x-meshcore-decision` and the access log:
     /// `VirtualService/default/reviews http[1]`.
-    pub(crate) origin: String,
+    pub(crate) origin: Arc<str>,
     matches: Vec<RequestMatch>,
     pub(crate) request_headers: HeaderEdits,
     pub(crate) response_headers: HeaderEdits,
@@ -224,7 +224,7 @@ impl RouteTable {
                     }
                 };
                 routes.push(Route {
-                    origin: origin_name(route.origin.as_ref(), &spec.name, &host.name, r),
+                    origin: origin_name(route.origin.as_ref(), &spec.name, &host.name, r).into(),
                     matches,
                     request_headers: HeaderEdits::compile(&route.request_headers),
                     response_headers: HeaderEdits::compile(&route.response_headers),

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -31,7 +31,6 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -54,6 +53,8 @@ use crate::stats::{ListenerCounters, TotalCounters};
 #[derive(Debug)]
 pub(crate) struct Downstream {
     pub(crate) peer: SocketAddr,
+    /// The peer's address as `x-forwarded-for` carries it (formatted once).
+    pub(crate) forwarded_for: HeaderValue,
     /// The connection's local address.
     pub(crate) local: SocketAddr,
     /// Where the connection was going before capture redirected it.
@@ -74,7 +75,7 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
     let totals = Arc::clone(&downstream.totals);
     let peer = downstream.peer;
     let listener = Arc::clone(&downstream.listener);
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new());
     let requests = Arc::clone(&activity);
     let service = service_fn(move |request| {
         let downstream = Arc::clone(&downstream);
@@ -168,32 +169,48 @@ impl Supervision<'_> {
 
 /// The requests in flight on one connection, for its idle timeout: Envoy's HTTP idle
 /// timeout, the time with no active request (not with no bytes, as for opaque TCP).
-#[derive(Debug, Default)]
+///
+/// The request path only counts (an atomic in-flight count and when the last request
+/// ended); nothing is notified. The idle timer is one `Sleep` per connection that looks
+/// at the counts when it fires and re-arms itself.
+#[derive(Debug)]
 struct Activity {
     in_flight: AtomicUsize,
-    changed: Notify,
+    /// When the last request ended, in microseconds since `epoch`.
+    last_end: AtomicU64,
+    epoch: tokio::time::Instant,
 }
 
 impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+
     fn start(self: &Arc<Self>) -> ActiveRequest {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.changed.notify_waiters();
         ActiveRequest(Arc::clone(self))
     }
 
     /// Resolves once no request has been in flight for `timeout`.
     async fn idle_for(&self, timeout: Duration) {
+        let sleep = tokio::time::sleep(timeout);
+        tokio::pin!(sleep);
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.in_flight.load(Ordering::Acquire) == 0 {
-                if tokio::time::timeout(timeout, changed).await.is_err() {
-                    return;
-                }
+            sleep.as_mut().await;
+            let now = tokio::time::Instant::now();
+            let deadline = if self.in_flight.load(Ordering::Acquire) > 0 {
+                now + timeout
             } else {
-                changed.await;
+                self.epoch + Duration::from_micros(self.last_end.load(Ordering::Acquire)) + timeout
+            };
+            if deadline <= now {
+                return;
             }
+            sleep.as_mut().reset(deadline);
         }
     }
 }
@@ -204,8 +221,10 @@ struct ActiveRequest(Arc<Activity>);
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.changed.notify_waiters();
+        let activity = &self.0;
+        let ended = u64::try_from(activity.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        activity.last_end.fetch_max(ended, Ordering::AcqRel);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -218,13 +237,17 @@ async fn handle(
     let in_flight = (active, downstream.listener.request());
     let table = downstream.table.load_full();
     let mut request = request;
-    if !request.headers().contains_key(&X_REQUEST_ID)
-        && let Ok(id) = HeaderValue::from_str(&super::headers::request_id())
-    {
-        request.headers_mut().insert(X_REQUEST_ID, id);
+    if !request.headers().contains_key(&X_REQUEST_ID) {
+        request
+            .headers_mut()
+            .insert(X_REQUEST_ID, super::headers::request_id_value());
     }
+    let logger = table.http.access_log.clone();
     let mut record = Record::new(downstream.local, downstream.peer);
-    describe(&request, &mut record);
+    // What only the access log reads is gathered only when there is one.
+    if logger.is_some() {
+        describe(&request, &mut record);
+    }
     downstream.counters.http_request();
     downstream.totals.http_request();
     let grpc = request
@@ -243,7 +266,6 @@ async fn handle(
     record.status = response.status().as_u16();
 
     let totals = Arc::clone(&downstream.totals);
-    let logger = table.http.access_log.clone();
     let (parts, body) = response.into_parts();
     let body = body::watch(body, move |end| {
         drop(in_flight);
@@ -272,6 +294,7 @@ fn describe(request: &Request<Incoming>, record: &mut Record) {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    record.start = std::time::SystemTime::now();
     record.method = request.method().to_string();
     record.path = request
         .uri()
@@ -340,7 +363,7 @@ async fn phases(
         return Err(LocalReply::no_route(
             format!("listener {} has no route config", downstream.listener.name),
             Decision {
-                by: format!("Listener/{}", downstream.listener.name),
+                by: format!("Listener/{}", downstream.listener.name).into(),
                 target: None,
             },
         ));
@@ -355,18 +378,22 @@ async fn route_request(
     downstream: &Downstream,
     record: &mut Record,
 ) -> Result<Response<Body>, LocalReply> {
-    let config = Decision {
-        by: format!("RouteConfig/{}", routes.name),
+    let config = || Decision {
+        by: format!("RouteConfig/{}", routes.name).into(),
         target: None,
     };
     let Some(host) = routes.host(&authority) else {
         return Err(LocalReply::no_route(
             format!("no virtual host for {authority}"),
-            config,
+            config(),
         ));
     };
     let (_, port) = split_authority(&authority);
-    let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
+    // A cheap clone (shared bytes) the matchers and rewrites borrow from while the
+    // request itself moves on.
+    let uri = request.uri().clone();
+    let (path, query) = (uri.path(), uri.query());
+    let scheme = uri.scheme_str().unwrap_or("http");
     // A Host without a port: the port the client dialled (before capture redirected it).
     let port =
         port.or(downstream.original_dst.port())
@@ -375,14 +402,12 @@ async fn route_request(
             } else {
                 downstream.local.port()
             });
-    let path = request.uri().path().to_string();
-    let query = request.uri().query().map(str::to_string);
     let view = RequestView {
-        path: &path,
-        query: query.as_deref(),
+        path,
+        query,
         method: request.method().as_str(),
         authority: &authority,
-        scheme: &scheme,
+        scheme,
         headers: request.headers(),
         port,
     };
@@ -393,19 +418,19 @@ async fn route_request(
                 host.name,
                 request.method()
             ),
-            config,
+            config(),
         ));
     };
-    record.route_name = Some(route.origin.clone());
-    let decision = Decision {
-        by: route.origin.clone(),
+    record.route_name = Some(Arc::clone(&route.origin));
+    let decision = || Decision {
+        by: Arc::clone(&route.origin),
         target: None,
     };
     match &route.action {
         Action::Direct { status, body } => {
             record.details = "direct_response".into();
             let mut response =
-                LocalReply::direct(*status, body.clone(), decision).into_response(false);
+                LocalReply::direct(*status, body.clone(), decision()).into_response(false);
             route.response_headers.apply(response.headers_mut());
             Ok(response)
         }
@@ -413,15 +438,14 @@ async fn route_request(
             record.details = "redirect".into();
             let status = StatusCode::from_u16(redirect.response_code)
                 .unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            let Some(location) =
-                redirect_location(redirect, &scheme, &authority, &path, query.as_deref())
+            let Some(location) = redirect_location(redirect, scheme, &authority, path, query)
             else {
                 return Err(LocalReply::bad_request(format!(
                     "cannot build a redirect location from {authority}{path}"
                 )));
             };
             let mut response =
-                LocalReply::redirect(status, location, decision).into_response(false);
+                LocalReply::redirect(status, location, decision()).into_response(false);
             route.response_headers.apply(response.headers_mut());
             Ok(response)
         }
@@ -429,10 +453,8 @@ async fn route_request(
             let forwarding = Forwarding {
                 route,
                 action,
-                matched_prefix: matched
-                    .map_or("/", |m| m.rewritable_prefix(&path))
-                    .to_string(),
-                authority: authority.clone(),
+                matched_prefix: matched.map_or("/", |m| m.rewritable_prefix(path)),
+                authority,
             };
             let forwarded = upstream::forward(request, forwarding, downstream, record);
             let response = match action.timeout {
@@ -441,7 +463,7 @@ async fn route_request(
                     Err(_) => Err(LocalReply::timeout(
                         format!("route timeout after {limit:?}"),
                         Decision {
-                            by: route.origin.clone(),
+                            by: Arc::clone(&route.origin),
                             target: record.upstream_cluster.clone(),
                         },
                     )),

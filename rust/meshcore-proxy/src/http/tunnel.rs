@@ -48,13 +48,13 @@ pub(crate) async fn connect(
         None => match downstream.listener.pick_cluster() {
             Some(cluster) => (
                 Arc::clone(cluster),
-                format!("Listener/{} tcp_route", downstream.listener.name),
+                format!("Listener/{} tcp_route", downstream.listener.name).into(),
             ),
             None => {
                 return Err(LocalReply::no_route(
                     format!("no route for CONNECT {authority}"),
                     Decision {
-                        by: format!("Listener/{}", downstream.listener.name),
+                        by: format!("Listener/{}", downstream.listener.name).into(),
                         target: None,
                     },
                 ));
@@ -152,7 +152,7 @@ fn routed_cluster(
     routes: Option<&RouteTable>,
     authority: &str,
     request: &Request<Incoming>,
-) -> Option<(Arc<Cluster>, String)> {
+) -> Option<(Arc<Cluster>, Arc<str>)> {
     let host = routes?.host(authority)?;
     let (_, port) = split_authority(authority);
     let view = RequestView {

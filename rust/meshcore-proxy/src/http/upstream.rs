@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
+use hyper::http::uri::{self, PathAndQuery};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use meshcore_snapshot::{ClusterKind, ClusterProtocol};
 use tokio::time::Instant;
@@ -44,7 +45,7 @@ pub(crate) struct Forwarding<'a> {
     pub(crate) route: &'a Route,
     pub(crate) action: &'a Forward,
     /// The part of the path the route's uri match matched (for prefix rewrites).
-    pub(crate) matched_prefix: String,
+    pub(crate) matched_prefix: &'a str,
     pub(crate) authority: String,
 }
 
@@ -129,16 +130,16 @@ pub(crate) async fn forward(
         return Err(LocalReply::no_healthy_upstream(
             "route has no cluster".into(),
             Decision {
-                by: route.origin.clone(),
+                by: Arc::clone(&route.origin),
                 target: None,
             },
         ));
     };
     let cluster = &target.cluster;
-    record.upstream_cluster = Some(cluster.name.clone());
+    record.upstream_cluster = Some(Arc::clone(&cluster.name));
     let decision = Decision {
-        by: route.origin.clone(),
-        target: Some(cluster.name.clone()),
+        by: Arc::clone(&route.origin),
+        target: Some(Arc::clone(&cluster.name)),
     };
     cluster.counters.request();
     // An original_dst cluster has one endpoint per request: where the client was going,
@@ -179,28 +180,39 @@ pub(crate) async fn forward(
     let (mut parts, incoming) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers, upgrade);
     parts.headers.remove(header::EXPECT);
-    add_forwarding(&mut parts.headers, downstream.peer.ip(), "http");
+    add_forwarding(&mut parts.headers, &downstream.forwarded_for);
     target.request_headers.apply(&mut parts.headers);
     route.request_headers.apply(&mut parts.headers);
 
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().map(str::to_string);
     let (hash, set_cookie) = cluster.request_hash(&HashInput {
         headers: &parts.headers,
-        query: query.as_deref(),
+        query: parts.uri.query(),
         source: downstream.peer.ip(),
     });
     let mut authority = authority;
-    let mut path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    // The path goes as it came (a shared, already parsed value) unless a rewrite changes it.
+    let mut rewritten = None;
     if let Some(rewrite) = &action.rewrite {
-        path_and_query = rewrite.path(&path, query.as_deref(), &matched_prefix);
+        rewritten = Some(rewrite.path(parts.uri.path(), parts.uri.query(), matched_prefix));
         if let Some(new_authority) = &rewrite.authority {
             authority.clone_from(new_authority);
         }
     }
+    let path_and_query = match rewritten {
+        Some(text) => match PathAndQuery::try_from(text.as_str()) {
+            Ok(path_and_query) => path_and_query,
+            Err(_) => {
+                return Err(LocalReply::bad_request(format!(
+                    "cannot build the upstream uri from {authority} and {text}"
+                )));
+            }
+        },
+        None => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    };
     let wire = match (upgrade, cluster.protocol, parts.version) {
         (true, _, _) => Wire::Http1,
         (_, ClusterProtocol::Http1, _) => Wire::Http1,
@@ -209,10 +221,19 @@ pub(crate) async fn forward(
         _ => Wire::Http1,
     };
     let uri = match wire {
-        Wire::Http1 => path_and_query.parse::<Uri>(),
-        Wire::Http2 => format!("http://{authority}{path_and_query}").parse::<Uri>(),
+        Wire::Http1 => {
+            let mut uri = uri::Parts::default();
+            uri.path_and_query = Some(path_and_query.clone());
+            Uri::from_parts(uri).ok()
+        }
+        Wire::Http2 => Uri::builder()
+            .scheme("http")
+            .authority(authority.as_str())
+            .path_and_query(path_and_query.clone())
+            .build()
+            .ok(),
     };
-    let Ok(uri) = uri else {
+    let Some(uri) = uri else {
         return Err(LocalReply::bad_request(format!(
             "cannot build the upstream uri from {authority} and {path_and_query}"
         )));
@@ -221,7 +242,11 @@ pub(crate) async fn forward(
     match wire {
         Wire::Http1 => {
             parts.version = Version::HTTP_11;
-            if let Ok(host) = HeaderValue::from_str(&authority) {
+            let same_host = parts
+                .headers
+                .get(header::HOST)
+                .is_some_and(|host| host.as_bytes() == authority.as_bytes());
+            if !same_host && let Ok(host) = HeaderValue::from_str(&authority) {
                 parts.headers.insert(header::HOST, host);
             }
         }
@@ -231,7 +256,8 @@ pub(crate) async fn forward(
         }
     }
 
-    let retries = action.retries.clone().unwrap_or_default();
+    let no_retries = Retries::default();
+    let retries = action.retries.as_ref().unwrap_or(&no_retries);
     // An empty body can always be sent again (an unprocessed request goes out once more).
     let (mut streamed, replay) = if retries.attempts > 0 || incoming.is_end_stream() {
         match replayable(incoming).await {
@@ -256,6 +282,7 @@ pub(crate) async fn forward(
     let started = Instant::now();
     let mut attempt = 0;
     let mut resent = false;
+    let mut parts = Some(parts);
     loop {
         attempt += 1;
         if attempt > 1 {
@@ -266,8 +293,20 @@ pub(crate) async fn forward(
             (None, Some(body)) => body,
             (None, None) => body::empty(),
         };
-        let mut request = Request::from_parts(clone_parts(&parts), body);
-        *request.extensions_mut() = parts.extensions.clone();
+        // The head is copied only while another send may need it: a retry, or the one
+        // re-send of a request an HTTP/2 GOAWAY left unprocessed.
+        let needed_again = attempt < tries || (wire == Wire::Http2 && replay.is_some() && !resent);
+        let request = match parts.take() {
+            Some(head) if needed_again => {
+                let mut request = Request::from_parts(clone_parts(&head), body);
+                *request.extensions_mut() = head.extensions.clone();
+                parts = Some(head);
+                request
+            }
+            Some(head) => Request::from_parts(head, body),
+            // Never: the head is only given away for the last send.
+            None => return Err(LocalReply::bad_request("request already sent".into())),
+        };
         let endpoint = match &original_dst {
             Some(endpoint) => Some(&**endpoint),
             None => cluster.pick(hash),
@@ -313,7 +352,7 @@ pub(crate) async fn forward(
                 cluster.counters.unprocessed_resend();
                 attempt -= 1;
             }
-            Err(failure) if !last && failure.retried_by(&retries) => {
+            Err(failure) if !last && failure.retried_by(retries) => {
                 debug!(?failure, attempt, "retrying after failure");
             }
             Err(failure) => {
