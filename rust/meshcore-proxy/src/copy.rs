@@ -10,13 +10,14 @@
 //!
 //! Half-close: EOF on one side becomes `shutdown(Write)` on the other, and the opposite
 //! direction keeps flowing until it ends too. An I/O error in either direction ends both
-//! (the connection is broken). The idle timer counts from the last byte moved either way.
+//! (the connection is broken). The idle timer counts from the last byte moved either way
+//! (to within a quarter of the timeout).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
@@ -85,20 +86,23 @@ async fn pump(
         if buffer.capacity() == 0 {
             buffer.reserve_exact(read_size);
         }
-        match source.try_read_buf(&mut buffer) {
-            Ok(0) => {
+        match read_draining(source.as_ref(), &mut buffer) {
+            Ok((0, _)) => {
                 return match destination.shutdown().await {
                     Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
                     _ => Ok(()),
                 };
             }
-            Ok(n) => {
+            Ok((n, drained)) => {
                 activity.touch();
                 destination.write_all(&buffer).await?;
                 activity.touch();
                 count(n as u64);
                 if n >= read_size && read_size < MAX_READ {
                     read_size *= 2;
+                    buffer = Vec::new();
+                } else if drained {
+                    // Give the buffer back while waiting for the next burst.
                     buffer = Vec::new();
                 } else {
                     buffer.clear();
@@ -112,37 +116,72 @@ async fn pump(
     }
 }
 
-/// When bytes last moved on a connection, shared by its two directions.
-#[derive(Debug)]
-struct Activity {
-    start: Instant,
-    /// Milliseconds since `start`.
-    last: AtomicU64,
+/// One read into `buffer`'s spare capacity; `true` with it when the read was short, i.e.
+/// the socket is drained. A short read clears the socket's readiness (as tokio's
+/// `poll_read` does), so the next `readable()` waits for the kernel instead of costing a
+/// `read` that returns `EAGAIN`.
+fn read_draining(source: &TcpStream, buffer: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+    let room = buffer.capacity() - buffer.len();
+    let mut read = None;
+    let result = source.try_io(Interest::READABLE, || {
+        let n = source.try_read_buf(buffer)?;
+        read = Some(n);
+        if n > 0 && n < room {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(n)
+        }
+    });
+    match (result, read) {
+        (Ok(n), _) => Ok((n, false)),
+        (Err(e), Some(n)) if e.kind() == io::ErrorKind::WouldBlock => Ok((n, true)),
+        (Err(e), _) => Err(e),
+    }
 }
+
+/// Whether bytes moved on a connection, shared by its two directions: a counter the data
+/// path bumps (no clock read per chunk) and the idle timer compares when it wakes.
+#[derive(Debug, Default)]
+struct Activity {
+    moved: AtomicU64,
+}
+
+/// How many times per idle timeout the idle timer looks: the timeout then fires within
+/// [idle, idle × (1 + 1/CHECKS)) of the last byte.
+const CHECKS: u32 = 4;
 
 impl Activity {
     fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            last: AtomicU64::new(0),
-        }
+        Self::default()
     }
 
     fn touch(&self) {
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(now, Ordering::Relaxed);
+        // Both directions run in one task: a plain load and store, no locked add.
+        let moved = self.moved.load(Ordering::Relaxed);
+        self.moved.store(moved.wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// Resolves once no bytes have moved for `idle`; re-arms itself (one timer) after
-    /// activity rather than resetting a timer per read.
+    /// Resolves once no bytes have moved for `idle`: one timer, re-armed each time it
+    /// fires, never reset by the data path.
     async fn idle_for(&self, idle: Duration) {
+        let step = (idle / CHECKS).max(Duration::from_millis(1));
+        let sleep = tokio::time::sleep(step);
+        tokio::pin!(sleep);
+        let mut seen = self.moved.load(Ordering::Relaxed);
+        let mut quiet = Duration::ZERO;
         loop {
-            let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
-            let deadline = last + idle;
-            if Instant::now() >= deadline {
-                return;
+            sleep.as_mut().await;
+            let moved = self.moved.load(Ordering::Relaxed);
+            if moved == seen {
+                quiet += step;
+                if quiet >= idle {
+                    return;
+                }
+            } else {
+                seen = moved;
+                quiet = Duration::ZERO;
             }
-            tokio::time::sleep_until(deadline).await;
+            sleep.as_mut().reset(Instant::now() + step);
         }
     }
 }
