@@ -284,8 +284,19 @@ async fn accept_loop(
                 };
                 let meter =
                     DownstreamMeter::open(Arc::clone(&counters), Arc::clone(&context.totals));
-                let local = stream.local_addr().unwrap_or(address);
-                let original_dst = OriginalDst::of(&stream, local);
+                // A listener on a specific address accepts on that address: no getsockname.
+                let local = if address.ip().is_unspecified() {
+                    stream.local_addr().unwrap_or(address)
+                } else {
+                    address
+                };
+                // Only a listener that can use it asks the kernel (a failing getsockopt per
+                // accept otherwise).
+                let original_dst = if route.needs_original_dst {
+                    OriginalDst::of(&stream, local)
+                } else {
+                    OriginalDst::Direct
+                };
                 if route.protocol == meshcore_snapshot::Protocol::Tcp {
                     context.drain.spawn_connection(
                         route.direction,
@@ -296,7 +307,7 @@ async fn accept_loop(
                         route.direction,
                         http::serve_connection(
                             stream,
-                            peer,
+                            (peer, local),
                             original_dst,
                             route,
                             Arc::clone(&context.table),

@@ -14,7 +14,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshcore_snapshot::{Direction, ErrorCode, Listener, Protocol, Snapshot, SnapshotError};
+use meshcore_snapshot::{
+    ClusterKind, Direction, ErrorCode, Listener, Protocol, Snapshot, SnapshotError,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::balancer::WeightedRandom;
@@ -38,6 +40,10 @@ pub(crate) struct ListenerRoute {
     pub(crate) route_config: Option<String>,
     /// `None` when the snapshot disables it (0).
     pub(crate) idle_timeout: Option<Duration>,
+    /// Something on this listener can use a connection's original destination (an
+    /// `original_dst` cluster in its tcp_route or route config, or a route matching on
+    /// the port); otherwise accept skips `getsockopt(SO_ORIGINAL_DST)`.
+    pub(crate) needs_original_dst: bool,
     clusters: Vec<Arc<Cluster>>,
     picker: WeightedRandom,
     drain: Drain,
@@ -144,7 +150,14 @@ impl RoutingTable {
         let mut routes = HashMap::with_capacity(snapshot.listeners.len());
         for listener in &snapshot.listeners {
             if let Some(address) = socket_address(listener) {
-                routes.insert(address, Arc::new(compile_route(listener, &by_name, drain)));
+                let route_config = listener
+                    .route_config
+                    .as_deref()
+                    .and_then(|name| route_configs.get(name));
+                routes.insert(
+                    address,
+                    Arc::new(compile_route(listener, route_config, &by_name, drain)),
+                );
             }
         }
         Ok(Self {
@@ -174,6 +187,7 @@ impl RoutingTable {
 
 fn compile_route(
     listener: &Listener,
+    route_config: Option<&Arc<RouteTable>>,
     clusters: &HashMap<&str, Arc<Cluster>>,
     drain: &Drain,
 ) -> ListenerRoute {
@@ -186,7 +200,10 @@ fn compile_route(
             weights.push(target.weight);
         }
     }
+    let needs_original_dst = targets.iter().any(|c| c.kind == ClusterKind::OriginalDst)
+        || route_config.is_some_and(|routes| routes.uses_original_dst());
     ListenerRoute {
+        needs_original_dst,
         name: listener.name.clone(),
         protocol: listener.protocol,
         direction: listener.direction,

@@ -150,6 +150,12 @@ impl RequestMatch {
         })
     }
 
+    /// Matches on the destination port (which a redirected connection's original
+    /// destination supplies for a `Host` without one).
+    pub(crate) fn matches_port(&self) -> bool {
+        self.port.is_some()
+    }
+
     pub(crate) fn matches(&self, request: &RequestView<'_>) -> bool {
         self.uri
             .as_ref()

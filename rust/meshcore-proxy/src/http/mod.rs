@@ -109,7 +109,7 @@ impl HttpSettings {
 /// Serves one accepted connection of an `http` or `auto` listener.
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     original_dst: OriginalDst,
     listener: Arc<ListenerRoute>,
     table: Arc<ArcSwap<RoutingTable>>,
@@ -158,7 +158,6 @@ pub(crate) async fn serve_connection(
         // An `http` listener hands what it got to the HTTP/1 server, which answers 400.
         Detected::Opaque | Detected::Timeout => Wire::Http1,
     };
-    let local = stream.local_addr().unwrap_or(peer);
     let totals: Arc<TotalCounters> = meter.totals_arc();
     let downstream = Arc::new(Downstream {
         peer,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use meshcore_snapshot::{Origin, Redirect, RetryPolicy, RouteConfig};
+use meshcore_snapshot::{ClusterKind, Origin, Redirect, RetryPolicy, RouteConfig};
 
 use super::headers::HeaderEdits;
 use super::matcher::{RequestMatch, RequestView};
@@ -255,6 +255,16 @@ impl RouteTable {
             .prefixes
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         Ok(table)
+    }
+
+    /// Whether a request routed here can use its connection's original destination: a
+    /// route forwards to an `original_dst` cluster, or matches on the port.
+    pub(crate) fn uses_original_dst(&self) -> bool {
+        self.hosts.iter().flat_map(|h| &h.routes).any(|route| {
+            route.matches.iter().any(RequestMatch::matches_port)
+                || matches!(&route.action, Action::Forward(forward)
+                    if forward.targets.iter().any(|t| t.cluster.kind == ClusterKind::OriginalDst))
+        })
     }
 
     /// The virtual host for an authority (case-insensitive).
