@@ -152,7 +152,16 @@ pub(crate) async fn serve_connection(
         Detected::Http2 => Wire::Http2,
         Detected::Closed => return,
         Detected::Opaque | Detected::Timeout if auto => {
-            tcp_proxy::serve(stream, buffer.freeze(), peer, original_dst, listener, meter).await;
+            // Boxed: the L4 copy's state would otherwise size every HTTP connection's task.
+            Box::pin(tcp_proxy::serve(
+                stream,
+                buffer.freeze(),
+                peer,
+                original_dst,
+                listener,
+                meter,
+            ))
+            .await;
             return;
         }
         // An `http` listener hands what it got to the HTTP/1 server, which answers 400.

@@ -77,10 +77,14 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
     let listener = Arc::clone(&downstream.listener);
     let activity = Arc::new(Activity::new());
     let requests = Arc::clone(&activity);
+    // Each request's future is boxed: hyper keeps the service's future inline in its
+    // connection state, and ours (routing, the upstream pool, the retry loop) is several
+    // KiB that an idle keep-alive connection would otherwise keep resident. One
+    // allocation per request buys that back.
     let service = service_fn(move |request| {
         let downstream = Arc::clone(&downstream);
         let active = requests.start();
-        async move { Ok::<_, Infallible>(handle(request, downstream, active).await) }
+        Box::pin(async move { Ok::<_, Infallible>(handle(request, downstream, active).await) })
     });
     let io = TokioIo::new(io);
     let supervision = Supervision {
