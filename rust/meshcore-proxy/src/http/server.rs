@@ -96,8 +96,15 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
     let served = match wire {
         Wire::Http1 => {
             let mut builder = hyper::server::conn::http1::Builder::new();
+            // No hyper header-read timeout: hyper arms it whenever it waits for a request
+            // head, idle keep-alive included, so its 30 s default closed idle keep-alive
+            // connections long before the listener's idle timeout (and registered a timer
+            // per request: an eventfd write to wake the driver). What ends a connection
+            // that sends no complete request is the idle timeout below, as in Envoy (whose
+            // request_headers_timeout is off by default).
             builder
                 .timer(TokioTimer::new())
+                .header_read_timeout(None)
                 .preserve_header_case(settings.preserve_header_case)
                 .max_buf_size(settings.parser_buffer())
                 .max_headers(settings.parser_headers());
