@@ -19,7 +19,7 @@ import gc
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -95,6 +95,7 @@ class CompileError(ValueError):
 
     def __init__(self, proxy: str, invalid: SnapshotInvalid) -> None:
         self.errors = invalid.errors
+        self.invalid = invalid
         super().__init__(f"snapshot for {proxy} is invalid: {invalid}")
 
 
@@ -174,6 +175,7 @@ class Compiler:
         self._service_keys: dict[int, str] = {}
         self._sources: dict[int, tuple[tuple[Mapping[str, str], ...], bool]] = {}
         self._domains: dict[tuple[str, int, str, bool], tuple[str, ...]] = {}
+        self._selectors: dict[str, tuple[Mapping[str, str], ...]] = {}
 
     def compile(self, proxy: ProxyIdentity) -> Snapshot:
         """The snapshot for `proxy`; raises CompileError if it breaks the contract."""
@@ -183,6 +185,45 @@ class Compiler:
         """The snapshot for `proxy` and the compiler's warnings."""
         with _gc_paused():
             return _ProxyCompilation(self, proxy).run()
+
+    def proxy_key(self, proxy: ProxyIdentity) -> Hashable:
+        """Everything about `proxy` its snapshot depends on: equal keys, equal snapshots.
+
+        The namespace; of the labels, only whether each selector that can apply to a proxy
+        of that namespace holds (its Sidecars' and DestinationRules' `workloadSelector`,
+        every VirtualService's `sourceLabels`); the app ports, which is where the proxy's
+        name counts (it finds the workload they come from); the proxy's own sockets. The
+        service account is not read (yet); the name only names the proxy.
+        """
+        labels = proxy.labels
+        return (
+            proxy.namespace,
+            tuple(labels_match(s, labels) for s in self._label_selectors(proxy.namespace)),
+            proxy.ports,
+            proxy.outbound_address,
+            proxy.outbound_port,
+            proxy.inbound_address,
+            proxy.inbound_port,
+        )
+
+    def _label_selectors(self, namespace: str) -> tuple[Mapping[str, str], ...]:
+        found = self._selectors.get(namespace)
+        if found is None:
+            selectors: list[Mapping[str, str]] = []
+            for sidecar in self.index.sidecars_by_namespace.get(namespace, ()):
+                if sidecar.spec.workload_selector is not None:
+                    selectors.append(sidecar.spec.workload_selector.labels or {})
+            for rule in self.index.rules_by_namespace.get(namespace, ()):
+                if rule.spec.workload_selector is not None:
+                    selectors.append(rule.spec.workload_selector.match_labels or {})
+            for vs in self.index.virtual_services:
+                for http in vs.spec.http or ():
+                    selectors += [m.source_labels for m in http.match or () if m.source_labels]
+                for tcp in vs.spec.tcp or ():
+                    selectors += [m.source_labels for m in tcp.match or () if m.source_labels]
+            unique = {tuple(sorted(s.items())): s for s in selectors if s}
+            found = self._selectors[namespace] = tuple(unique[k] for k in sorted(unique))
+        return found
 
     def service_key(self, service: Service) -> str:
         """A service's full value as text: equal services, equal keys, across generations."""

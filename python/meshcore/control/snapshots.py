@@ -1,11 +1,13 @@
 """Per-proxy snapshots of one `ConfigState`, compiled once per distinct set of inputs.
 
-Compiling is pure and takes 0.1-0.3 s for a thousand services, so it runs on one worker
-thread, off the event loop, and identical proxies share the work: the cache key is
-everything the compiler reads from a proxy except its name (namespace, labels, service
-account, app ports, listener addresses and ports), for one config generation. A proxy
-that connects while its twin's compile is in flight waits for that same compile. The wire
-bytes (and their zlib form) are made once per snapshot, not once per proxy.
+Compiling is pure and takes 0.1-0.5 s for a thousand services, so it runs on one worker
+thread, off the event loop, and proxies whose snapshots are bound to be equal share the
+work: the cache key is `Compiler.proxy_key`, what of a proxy the compiler actually reads
+(its namespace; of its labels, only which applicable selectors hold; its app ports and
+sockets), for one config generation. Ten replicas of ten deployments that no selector
+tells apart are one compile. A proxy that connects while its twin's compile is in flight
+waits for that same compile. The wire bytes (and their zlib form) are made once per
+snapshot, not once per proxy.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Any
 
 from meshcore.compile import Compiled, CompileError, ProxyIdentity, identify_proxy
 from meshcore.compile.snapshot import Snapshot
@@ -66,18 +67,9 @@ def identity_of(state: ConfigState, info: ProxyInfo) -> ProxyIdentity:
     return replace(identity, outbound_port=info.outbound_port, inbound_port=info.inbound_port)
 
 
-def cache_key(identity: ProxyIdentity) -> tuple[Any, ...]:
-    """The compile inputs that come from the proxy (the name only ever names it)."""
-    return (
-        identity.namespace,
-        tuple(sorted(identity.labels.items())),
-        identity.service_account,
-        identity.ports,
-        identity.outbound_address,
-        identity.outbound_port,
-        identity.inbound_address,
-        identity.inbound_port,
-    )
+def cache_key(state: ConfigState, identity: ProxyIdentity) -> Hashable:
+    """The compile inputs that come from the proxy (see `Compiler.proxy_key`)."""
+    return state.compiler.proxy_key(identity)
 
 
 def compile_proxy(state: ConfigState, identity: ProxyIdentity) -> Outcome:
@@ -85,7 +77,8 @@ def compile_proxy(state: ConfigState, identity: ProxyIdentity) -> Outcome:
     try:
         compiled: Compiled = state.compiler.compile_with_report(identity)
     except CompileError as error:
-        return CompileFailure(str(error))
+        # Shared by every proxy with this key: the message names none of them.
+        return CompileFailure(f"the compiled snapshot is invalid: {error.invalid}")
     payload = compiled.payload
     compressed = zlib.compress(payload, 1) if len(payload) > COMPRESS_ABOVE else None
     return CompiledProxy(
@@ -106,7 +99,7 @@ class SnapshotCache:
         self._executor = executor
         self._on_compiled = on_compiled
         self._generation = 0
-        self._entries: dict[tuple[Any, ...], asyncio.Future[Outcome]] = {}
+        self._entries: dict[Hashable, asyncio.Future[Outcome]] = {}
         self.compiles = 0
         """How many compiles ran (the rest were shared)."""
 
@@ -116,7 +109,7 @@ class SnapshotCache:
             self._generation = state.generation
             self._entries = {}
         identity = identity_of(state, info)
-        key = cache_key(identity)
+        key = cache_key(state, identity)
         future = self._entries.get(key)
         if future is None:
             self.compiles += 1

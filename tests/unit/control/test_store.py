@@ -145,6 +145,33 @@ def test_identical_proxies_share_one_compile(tmp_path: Path) -> None:
     assert len(versions) == 2
 
 
+def test_proxies_no_selector_tells_apart_share_one_compile(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(SERVICE.format(name="a", port=7000))
+    (tmp_path / "vs.yaml").write_text(
+        """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.mesh.local]
+  tcp:
+  - match: [{sourceLabels: {app: w0}}]
+    route: [{destination: {host: a.mesh.local}}]
+"""
+    )
+    state, _ = FileSource().load(scan([tmp_path]), time.monotonic())
+    assert state is not None
+
+    async def go() -> int:
+        with ThreadPoolExecutor(1) as pool:
+            cache = SnapshotCache(pool)
+            # w1..w9 differ in labels no selector reads: one compile; w0 is selected.
+            proxies = [ProxyInfo(f"p{i}", "default", (("app", f"w{i % 10}"),)) for i in range(50)]
+            await asyncio.gather(*(cache.get(state, p) for p in proxies))
+            return cache.compiles
+
+    assert asyncio.run(go()) == 2
+
+
 @pytest.mark.parametrize(
     ("status", "state"),
     [
