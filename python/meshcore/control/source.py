@@ -5,7 +5,8 @@ load (parsing and validating a thousand objects takes seconds; one edited file t
 milliseconds), then decides: any error-level diagnostic (YAML syntax, schema, Istio's
 webhook rules, a file that cannot be read) rejects the whole load, because a proxy must
 never receive config compiled from half an edit. Otherwise the registry and the compiler
-are built once, into an immutable `ConfigState` that every per-proxy compile then reads.
+are built once, into an immutable `ConfigState` that every per-proxy compile then reads;
+the compiler reuses what the previous accepted generation's built from unchanged objects.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class FileSource:
         self.mesh_file = mesh_file
         self._files: dict[Path, tuple[Fingerprint, LoadResult]] = {}
         self._generation = 0
+        self._compiler: Compiler | None = None
 
     def read(self, files: dict[Path, Fingerprint]) -> LoadResult:
         """Everything in `files`, from the cache where the fingerprint is unchanged."""
@@ -96,9 +98,13 @@ class FileSource:
                 warnings += unimplemented_fields(resource)
         registry = registry_from_resources(result.resources)
         self._generation += 1
+        # Given the last accepted compiler, pieces built from objects of files this edit
+        # did not touch (the very same objects) are reused, not rebuilt.
+        compiler = Compiler(result.resources, registry, mesh=mesh, previous=self._compiler)
+        self._compiler = compiler
         state = ConfigState(
             generation=self._generation,
-            compiler=Compiler(result.resources, registry, mesh=mesh),
+            compiler=compiler,
             load=result,
             warnings=tuple(warnings),
             loaded_at=time.time(),
