@@ -119,10 +119,13 @@ async def _proxy(port: int, info: ProxyInfo, state: _Proxy) -> None:
 def _client_process(port: int, first: int, count: int, workloads: int, pipe: Connection) -> None:
     async def main() -> None:
         states = [_Proxy() for _ in range(count)]
+        # Referenced until exit: the loop keeps only weak references to tasks, and a
+        # collected one ("Task was destroyed but it is pending!") never ACKs again.
+        tasks = []
         for i, state in enumerate(states):
             n = first + i
             info = ProxyInfo(f"p{n}", "default", {"app": f"w{n % workloads}"})
-            asyncio.create_task(_proxy(port, info, state))  # noqa: RUF006 (run until exit)
+            tasks.append(asyncio.create_task(_proxy(port, info, state)))
             if i % 50 == 49:
                 await asyncio.sleep(0.01)
         loop = asyncio.get_running_loop()
@@ -202,6 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     target=_client_process, args=(port, first, count, args.workloads, theirs)
                 )
                 worker.start()
+                theirs.close()  # the worker's end: if it dies, recv() fails instead of hanging
                 pipes.append(ours)
                 workers.append(worker)
             for pipe in pipes:
@@ -262,6 +266,7 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=4)
     parser.add_argument("--edits", type=int, default=10)
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between edits")
+    parser.add_argument("--output", type=Path, help="default: results/<date>-control-scale.json")
     args = parser.parse_args()
     result = {
         "command": " ".join(
@@ -269,12 +274,12 @@ def main() -> None:
         ),
         "date": datetime.date.today().isoformat(),
         "cpus": os.cpu_count(),
-        "parameters": vars(args),
+        "parameters": {k: v for k, v in vars(args).items() if k != "output"},
         "results": run(args),
     }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{result['date']}-control-scale.json"
+    out = args.output or RESULTS / f"{result['date']}-control-scale.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
 

@@ -42,6 +42,9 @@ from meshcore.control.watch import Change, Debounce, DebouncedWatcher
 
 log = logging.getLogger("meshcore.control")
 
+ACCEPT_BACKLOG = 4096
+"""Pending connections the config port queues (the kernel caps it at somaxconn)."""
+
 
 @dataclass(frozen=True)
 class ControlOptions:
@@ -112,7 +115,11 @@ class ControlPlane:
         await self._reload(self.watcher.initial())
         address = self.options.address
         self._servers = [
-            await asyncio.start_server(self.push.handle, address, self.options.port),
+            # Every proxy reconnects at once after a restart; with asyncio's default
+            # backlog of 100, connections past it stall in the accept queue.
+            await asyncio.start_server(
+                self.push.handle, address, self.options.port, backlog=ACCEPT_BACKLOG
+            ),
             await asyncio.start_server(self.http.handle, address, self.options.monitoring_port),
         ]
         self._watch = asyncio.create_task(self._watch_loop())

@@ -13,6 +13,8 @@ agent's side is `meshcore.agent.protocol`; the frames both use are
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,13 @@ from meshcore.discovery.frames import (
     encode,
     read_frame,
 )
+
+
+def encode_head(meta: Mapping[str, Any], payload_len: int) -> bytes:
+    """A frame without its payload: `encode_head(m, len(p)) + p == encode(m, p)`, so a
+    snapshot pushed to many proxies is written as it is, never copied into each frame."""
+    body = json.dumps(meta, separators=(",", ":")).encode()
+    return HEADER.pack(len(body), payload_len) + body
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ __all__ = [
     "ProtocolError",
     "ProxyInfo",
     "encode",
+    "encode_head",
     "parse_hello",
     "read_frame",
 ]

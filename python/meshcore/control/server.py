@@ -34,6 +34,7 @@ from meshcore.control.protocol import (
     ProtocolError,
     ProxyInfo,
     encode,
+    encode_head,
     parse_hello,
     read_frame,
 )
@@ -43,6 +44,8 @@ from meshcore.control.source import ConfigState
 log = logging.getLogger("meshcore.control")
 
 HELLO_TIMEOUT = 10.0
+COPY_BELOW = 16 * 1024
+"""Payloads smaller than this go out in one buffer with their frame head."""
 
 
 class SyncState(StrEnum):
@@ -149,34 +152,45 @@ class PushServer:
         self.state: ConfigState | None = None
         self.connections: dict[str, Connection] = {}
         self._converging: ConfigState | None = None
+        self._pending: set[Connection] = set()
+        """Connections not yet done with `_converging` (kept, so an ACK costs O(1))."""
 
     def publish(self, state: ConfigState) -> None:
         """Makes `state` the newest config and wakes every connection to sync to it."""
         self.state = state
         self._converging = state
+        self._pending = set(self.connections.values())
         for connection in self.connections.values():
             connection.wake.set()
         self.check_convergence()
 
-    def check_convergence(self) -> None:
-        """Records the convergence time once every proxy is done with the newest change."""
+    def check_convergence(self, connection: Connection | None = None) -> None:
+        """Records the convergence time once every proxy is done with the newest change.
+
+        `connection` is the one whose state just moved (done, or gone); without it, the
+        pending ones are all looked at.
+        """
         state = self._converging
         if state is None:
             return
-        statuses = [c.status for c in self.connections.values()]
-        if not statuses:
-            self._converging = None
+        candidates = [connection] if connection is not None else list(self._pending)
+        for candidate in candidates:
+            gone = self.connections.get(candidate.status.info.id) is not candidate
+            if gone or candidate.status.done_generation >= state.generation:
+                self._pending.discard(candidate)
+        if self._pending:
             return
-        if all(s.done_generation >= state.generation for s in statuses):
-            elapsed = time.monotonic() - state.changed_at
-            self.metrics.convergence.observe(elapsed)
-            self._converging = None
-            log.info(
-                "config generation %d converged on %d proxies in %.3fs",
-                state.generation,
-                len(statuses),
-                elapsed,
-            )
+        self._converging = None
+        if not self.connections:
+            return
+        elapsed = time.monotonic() - state.changed_at
+        self.metrics.convergence.observe(elapsed)
+        log.info(
+            "config generation %d converged on %d proxies in %.3fs",
+            state.generation,
+            len(self.connections),
+            elapsed,
+        )
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One proxy's connection, from HELLO to disconnect (an asyncio.start_server callback)."""
@@ -198,6 +212,10 @@ class PushServer:
             log.info("%s reconnected from %s; closing its old connection", hello.proxy.id, where)
             previous.close()
         self.connections[hello.proxy.id] = connection
+        if self._converging is not None:
+            self._pending.add(connection)  # it, too, must be done before convergence
+        if previous is not None:
+            self.check_convergence(previous)
         self.metrics.connected.set(len(self.connections))
         log.info(
             "%s connected from %s (serving %s)", hello.proxy.id, where, hello.version or "nothing"
@@ -212,7 +230,7 @@ class PushServer:
                 del self.connections[hello.proxy.id]
             self.metrics.connected.set(len(self.connections))
             log.info("%s disconnected", hello.proxy.id)
-            self.check_convergence()
+            self.check_convergence(connection)
 
 
 class Connection:
@@ -257,8 +275,14 @@ class Connection:
         self.writer.close()
 
     def send(self, meta: dict[str, Any], payload: bytes = b"") -> None:
-        # One write per frame: frames never interleave, whichever task sends them.
-        self.writer.write(encode(meta, payload))
+        # Head and payload written back to back, with no await between: frames never
+        # interleave, whichever task sends them. The payload (one bytes object shared by
+        # every proxy with this snapshot) is handed to the transport as it is.
+        if len(payload) < COPY_BELOW:
+            self.writer.write(encode(meta, payload))
+            return
+        self.writer.write(encode_head(meta, len(payload)))
+        self.writer.write(payload)
 
     async def _read(self) -> None:
         proxy = self.status.info.id
@@ -295,7 +319,7 @@ class Connection:
         metrics.pushes.labels("ack").inc()
         metrics.push_duration.observe(time.monotonic() - status._sent_monotonic)
         log.debug("%s: ACK %s", status.info.id, version)
-        self.server.check_convergence()
+        self.server.check_convergence(self)
 
     def _nacked(self, meta: Any) -> None:
         status, metrics = self.status, self.server.metrics
@@ -322,7 +346,7 @@ class Connection:
             nack.message,
             status.version or "nothing",
         )
-        self.server.check_convergence()
+        self.server.check_convergence(self)
 
     async def _push(self) -> None:
         status, server = self.status, self.server
@@ -341,7 +365,7 @@ class Connection:
                 status.done_generation = state.generation
                 server.metrics.compile_errors.inc()
                 log.error("%s: cannot compile: %s", status.info.id, outcome.message)
-                server.check_convergence()
+                server.check_convergence(self)
                 continue
             status.compile_error = None
             status.target_version = outcome.version
@@ -351,7 +375,7 @@ class Connection:
             if outcome.version == expected or refused:
                 if status.in_flight is None:
                     status.done_generation = state.generation
-                    server.check_convergence()
+                    server.check_convergence(self)
                 else:
                     status._push_generation = state.generation
                 continue

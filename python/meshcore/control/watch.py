@@ -54,6 +54,8 @@ class Debounce:
     after: float = 0.1
     max: float = 10.0
     poll_interval: float = 0.2
+    """Between scans while nothing is changing; during a burst the next scan comes
+    `after` seconds later (if sooner), to see the quiet period as soon as it ends."""
 
     def __post_init__(self) -> None:
         if self.after < 0 or self.max < self.after or self.poll_interval <= 0:
@@ -92,8 +94,11 @@ class DebouncedWatcher:
         first_seen: float | None = None
         last_seen = 0.0
         while True:
+            wait = self.debounce.poll_interval
+            if first_seen is not None:
+                wait = min(wait, self.debounce.after)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._forced.wait(), self.debounce.poll_interval)
+                await asyncio.wait_for(self._forced.wait(), wait)
             now = time.monotonic()
             files = await asyncio.to_thread(scan, self.paths)
             if files != self.current or self._forced.is_set():

@@ -45,6 +45,12 @@ def test_a_push_reaches_the_agent_byte_for_byte_compressed_or_not() -> None:
     assert agent.snapshot_bytes(frame) == snapshot
 
 
+def test_a_frame_head_then_its_payload_is_the_whole_frame() -> None:
+    meta = {"type": "PUSH", "version": "v1", "nonce": 7, "encoding": "zlib"}
+    payload = zlib.compress(b"{}" * 50_000)
+    assert control.encode_head(meta, len(payload)) + payload == control.encode(meta, payload)
+
+
 def test_nack_carries_the_data_plane_reason() -> None:
     frame = _read(agent.nack("v2", 7, "listeners[1].port", "bind_failed", "in use"),
                   control.read_frame)  # fmt: skip
