@@ -172,7 +172,8 @@ class Compiler:
         self.memo: Memo = Memo(previous.memo if carry and previous is not None else None)
         self.default_retries = mesh_retry_policy(self.index.mesh)
         self._views: dict[tuple[str, int], _View] = {}
-        self._service_keys: dict[int, str] = {}
+        self._service_keys: dict[int, tuple[Service, str]] = {}
+        self._known_keys = previous._service_keys if carry and previous is not None else {}
         self._sources: dict[int, tuple[tuple[Mapping[str, str], ...], bool]] = {}
         self._domains: dict[tuple[str, int, str, bool], tuple[str, ...]] = {}
         self._selectors: dict[str, tuple[Mapping[str, str], ...]] = {}
@@ -227,10 +228,13 @@ class Compiler:
 
     def service_key(self, service: Service) -> str:
         """A service's full value as text: equal services, equal keys, across generations."""
-        key = self._service_keys.get(id(service))
-        if key is None:
-            key = self._service_keys[id(service)] = repr(service)
-        return key
+        found = self._service_keys.get(id(service))
+        if found is None:
+            # The registry may hand out the same Service object as the generation before.
+            known = self._known_keys.get(id(service))
+            key = known[1] if known is not None and known[0] is service else repr(service)
+            found = self._service_keys[id(service)] = (service, key)
+        return found[1]
 
     def source_matches(self, vs: VirtualService) -> tuple[tuple[Mapping[str, str], ...], bool]:
         """The `sourceLabels` of `vs`'s HTTP matches, and whether any names a namespace."""

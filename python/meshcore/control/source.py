@@ -27,7 +27,7 @@ from meshcore.config import (
 )
 from meshcore.config.diagnostics import FILE_READ_ERROR
 from meshcore.control.watch import Fingerprint
-from meshcore.registry import registry_from_resources
+from meshcore.registry import MemoryRegistry, registry_from_resources
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class FileSource:
         self._files: dict[Path, tuple[Fingerprint, LoadResult]] = {}
         self._generation = 0
         self._compiler: Compiler | None = None
+        self._registry: MemoryRegistry | None = None
+        self._unimplemented: dict[int, tuple[IstioResource, list[Diagnostic]]] = {}
 
     def read(self, files: dict[Path, Fingerprint]) -> LoadResult:
         """Everything in `files`, from the cache where the fingerprint is unchanged."""
@@ -93,10 +95,18 @@ class FileSource:
         if errors:
             return None, Rejection(tuple(errors))
         warnings = [d for d in result.diagnostics if not d.is_error]
+        known, self._unimplemented = self._unimplemented, {}
         for resource in result.resources:
             if isinstance(resource, IstioResource):
-                warnings += unimplemented_fields(resource)
-        registry = registry_from_resources(result.resources)
+                # An object of an unchanged file is the same object: its findings too.
+                hit = known.get(id(resource))
+                found = hit[1] if hit is not None and hit[0] is resource else None
+                if found is None:
+                    found = unimplemented_fields(resource)
+                self._unimplemented[id(resource)] = (resource, found)
+                warnings += found
+        registry = registry_from_resources(result.resources, previous=self._registry)
+        self._registry = registry
         self._generation += 1
         # Given the last accepted compiler, pieces built from objects of files this edit
         # did not touch (the very same objects) are reused, not rebuilt.

@@ -48,9 +48,21 @@ def export_set(export_to: Iterable[str] | None, namespace: str) -> frozenset[str
 
 
 def registry_from_resources(
-    resources: Iterable[object], *, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    resources: Iterable[object],
+    *,
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+    previous: MemoryRegistry | None = None,
 ) -> MemoryRegistry:
-    """A registry of every service and workload described by `resources` (any order)."""
+    """A registry of every service and workload described by `resources` (any order).
+
+    Given `previous`, the registry of the config before an edit, the services of a
+    ServiceEntry that depend on nothing but itself (inline endpoints) are taken from it
+    when it is the very same object.
+    """
+    reuse = previous.derived if previous is not None else {}
+    if previous is not None and previous.domain_suffix != domain_suffix:
+        reuse = {}
+    derived: dict[int, tuple[object, tuple[model.Service, ...]]] = {}
     items = list(resources)
     pods = [_pod_workload(p) for p in items if isinstance(p, Pod)]
     entries = [_entry_workload(w) for w in items if isinstance(w, WorkloadEntry)]
@@ -63,10 +75,18 @@ def registry_from_resources(
     services: list[model.Service] = []
     for item in items:
         if isinstance(item, ServiceEntry):
-            services.extend(_from_service_entry(item, selectable))
+            if item.spec.workload_selector is not None:
+                services.extend(_from_service_entry(item, selectable))
+                continue
+            hit = reuse.get(id(item))
+            made = hit[1] if hit is not None and hit[0] is item else None
+            if made is None:
+                made = tuple(_from_service_entry(item, selectable))
+            derived[id(item)] = (item, made)
+            services.extend(made)
         elif isinstance(item, Service):
             services.append(_from_kube_service(item, selectable, domain_suffix))
-    return MemoryRegistry(services, workloads, domain_suffix=domain_suffix)
+    return MemoryRegistry(services, workloads, domain_suffix=domain_suffix, derived=derived)
 
 
 def _pod_workload(pod: Pod) -> Workload | None:

@@ -9,10 +9,13 @@ and Kubernetes informers will build the same thing from the API server later.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import groupby
+from typing import Protocol, TypeVar
 
 from meshcore.registry.model import Service, Workload
+
+T = TypeVar("T")
 
 DEFAULT_DOMAIN_SUFFIX = "cluster.local"
 """Kubernetes' cluster domain: `reviews` in `default` is `reviews.default.svc.cluster.local`."""
@@ -61,6 +64,7 @@ class MemoryRegistry:
         "_domain_suffix",
         "_services",
         "_workloads",
+        "derived",
     )
 
     def __init__(
@@ -69,13 +73,17 @@ class MemoryRegistry:
         workloads: Iterable[Workload] = (),
         *,
         domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+        derived: Mapping[int, tuple[object, tuple[Service, ...]]] | None = None,
     ) -> None:
         self._domain_suffix = domain_suffix
-        self._services: tuple[Service, ...] = tuple(
-            sorted(services, key=lambda s: (s.hostname, s.namespace, s.origin, repr(s)))
+        self.derived: Mapping[int, tuple[object, tuple[Service, ...]]] = derived or {}
+        """Services by the `id()` of the config object they came from alone (with it), for
+        the next registry built from the same objects to reuse."""
+        self._services: tuple[Service, ...] = _sorted(
+            services, lambda s: (s.hostname, s.namespace, s.origin)
         )
-        self._workloads: tuple[Workload, ...] = tuple(
-            sorted(workloads, key=lambda w: (w.namespace, w.name, w.kind != "Pod", repr(w)))
+        self._workloads: tuple[Workload, ...] = _sorted(
+            workloads, lambda w: (w.namespace, w.name, w.kind != "Pod")
         )
         by_host: dict[str, list[Service]] = defaultdict(list)
         by_workload: dict[tuple[str, str, str], list[Service]] = defaultdict(list)
@@ -114,3 +122,12 @@ class MemoryRegistry:
 
     def __repr__(self) -> str:
         return f"MemoryRegistry({len(self._services)} services, {len(self._workloads)} workloads)"
+
+
+def _sorted(items: Iterable[T], key: Callable[[T], tuple[object, ...]]) -> tuple[T, ...]:
+    """Sorted by `key`, then by `repr` (the whole value), made only to break a tie."""
+    out: list[T] = []
+    for _, group in groupby(sorted(items, key=key), key=key):
+        same = list(group)
+        out += same if len(same) == 1 else sorted(same, key=repr)
+    return tuple(out)

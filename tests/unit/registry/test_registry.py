@@ -201,3 +201,25 @@ def test_system_resolver_resolves_localhost_and_not_garbage() -> None:
     assert "127.0.0.1" in system_resolver("localhost")
     assert system_resolver("10.0.0.1") == ("10.0.0.1",)
     assert system_resolver("no-such-host.invalid") == ()
+
+
+def test_the_next_registry_reuses_services_of_unchanged_service_entries() -> None:
+    entry = """apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %(name)s, namespace: default}
+spec:
+  hosts: [%(name)s.mesh.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: %(ip)s}]
+"""
+    kept = load_text(entry % {"name": "a", "ip": "10.0.0.1"}).resources
+    first = registry_from_resources(
+        [*kept, *load_text(entry % {"name": "b", "ip": "10.0.0.2"}).resources]
+    )
+    edited = load_text(entry % {"name": "b", "ip": "10.0.0.3"}).resources
+    second = registry_from_resources([*kept, *edited], previous=first)
+    fresh = registry_from_resources([*kept, *edited])
+    assert second.services() == fresh.services()
+    assert second.services_for_host("a.mesh.local")[0] is first.services_for_host("a.mesh.local")[0]
+    assert second.services_for_host("b.mesh.local")[0].endpoints[0].address == "10.0.0.3"
