@@ -58,9 +58,9 @@ def add_debounce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
         type=float,
-        default=0.2,
+        default=0.1,
         metavar="SECONDS",
-        help="how often config files are checked for edits (default 0.2)",
+        help="how often config files are checked for edits (default 0.1)",
     )
 
 

@@ -8,6 +8,7 @@ detail, which differs between RE2 here and Rust's ``regex`` there).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -64,6 +65,15 @@ def _first_index(names: Iterable[str]) -> dict[str, int]:
     for i, name in enumerate(names):
         index.setdefault(name, i)
     return index
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_ip(address: str) -> IpAddress | None:
+    """Memoised: a mesh's snapshots repeat the same few thousand endpoint addresses."""
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        return None
 
 
 def _sockets_collide(a: IpAddress, b: IpAddress) -> bool:
@@ -138,11 +148,10 @@ class _Walk:
             seen[name] = index
 
     def ip(self, address: str, path: str) -> IpAddress | None:
-        try:
-            return ipaddress.ip_address(address)
-        except ValueError:
+        ip = _parse_ip(address)
+        if ip is None:
             self.error(path, "invalid_value", f'"{address}" is not an IP address')
-            return None
+        return ip
 
     def port(self, port: int, path: str) -> bool:
         if port == 0:
