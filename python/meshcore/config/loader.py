@@ -30,7 +30,7 @@ from meshcore.config.introspect import unwrap_annotation
 from meshcore.config.kinds import model_for
 from meshcore.config.kube import KubeResource
 from meshcore.config.validation import validate
-from meshcore.config.yaml12 import LineIndex, PathPart, parse_documents
+from meshcore.config.yaml12 import LineIndex, PathPart, parse_documents, path_parts
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 
@@ -73,14 +73,6 @@ class LoadResult:
         self.resources += other.resources
         self.sources += other.sources
         self.diagnostics += other.diagnostics
-
-
-def format_path(parts: Iterable[PathPart]) -> str:
-    """`("spec", "http", 0, "route")` → `spec.http[0].route`."""
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _map_path(model: type[BaseModel], loc: tuple[PathPart, ...]) -> str:
@@ -220,34 +212,10 @@ def parse_object(
         except Exception as bug:
             findings = [Diagnostic.of(INTERNAL_ERROR, f"validation failed: {bug!r}", origin=origin)]
         return resource, [
-            d.located(file=file, document=document, line=lines.line_of(_path_parts(d.path or "")))
+            d.located(file=file, document=document, line=lines.line_of(path_parts(d.path or "")))
             for d in findings
         ]
     return resource, []
-
-
-def _path_parts(path: str) -> tuple[PathPart, ...]:
-    """`spec.http[0].headers{x}` → `("spec", "http", 0, "headers", "x")` for line look-ups."""
-    parts: list[PathPart] = []
-    token = ""
-    index = 0
-    while index < len(path):
-        char = path[index]
-        if char in ".[{":
-            if token:
-                parts.append(token)
-            token = ""
-            if char in "[{":
-                close = path.index("]" if char == "[" else "}", index)
-                inner = path[index + 1 : close]
-                parts.append(int(inner) if char == "[" else inner)
-                index = close
-        else:
-            token += char
-        index += 1
-    if token:
-        parts.append(token)
-    return tuple(parts)
 
 
 def _items(data: Any) -> list[tuple[Any, tuple[PathPart, ...]]]:

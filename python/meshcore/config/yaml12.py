@@ -14,7 +14,7 @@ field path to line number.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,3 +213,36 @@ def parse_documents(text: str) -> list[Document]:
         finally:
             loader.dispose()
     return documents
+
+
+def path_parts(path: str) -> tuple[PathPart, ...]:
+    """`spec.http[0].headers{x}` → `("spec", "http", 0, "headers", "x")` the key path
+    `LineIndex.line_of` takes (the form diagnostics write paths in)."""
+    parts: list[PathPart] = []
+    token = ""
+    index = 0
+    while index < len(path):
+        char = path[index]
+        if char in ".[{":
+            if token:
+                parts.append(token)
+            token = ""
+            if char in "[{":
+                close = path.index("]" if char == "[" else "}", index)
+                inner = path[index + 1 : close]
+                parts.append(int(inner) if char == "[" else inner)
+                index = close
+        else:
+            token += char
+        index += 1
+    if token:
+        parts.append(token)
+    return tuple(parts)
+
+
+def format_path(parts: Iterable[PathPart]) -> str:
+    """`("spec", "http", 0, "route")` → `spec.http[0].route`."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

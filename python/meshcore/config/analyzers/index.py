@@ -20,7 +20,7 @@ from meshcore.config.diagnostics import Diagnostic, Level, MessageType
 from meshcore.config.kube import Deployment, KubeResource, Namespace, Pod, Service
 from meshcore.config.loader import LoadResult, Resource, Source
 from meshcore.config.networking import ServiceEntry, WorkloadEntry
-from meshcore.config.yaml12 import LineIndex, PathPart, parse_documents
+from meshcore.config.yaml12 import LineIndex, PathPart, format_path, parse_documents, path_parts
 
 T = TypeVar("T", bound=IstioResource | KubeResource)
 FieldPath = tuple[PathPart, ...]
@@ -71,38 +71,6 @@ def selects(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bo
 def format_selector(selector: Mapping[str, str] | None) -> str:
     """A selector as Kubernetes prints it: `app=x,version=v1` (keys sorted)."""
     return ",".join(f"{key}={value}" for key, value in sorted((selector or {}).items()))
-
-
-def _path_parts(path: str) -> FieldPath:
-    """`spec.http[0].headers{x}` → `("spec", "http", 0, "headers", "x")`."""
-    parts: list[PathPart] = []
-    token = ""
-    index = 0
-    while index < len(path):
-        char = path[index]
-        if char in ".[{":
-            if token:
-                parts.append(token)
-            token = ""
-            if char in "[{":
-                close = path.index("]" if char == "[" else "}", index)
-                inner = path[index + 1 : close]
-                parts.append(int(inner) if char == "[" else inner)
-                index = close
-        else:
-            token += char
-        index += 1
-    if token:
-        parts.append(token)
-    return tuple(parts)
-
-
-def format_path(parts: FieldPath) -> str:
-    """`("spec", "http", 0)` → `spec.http[0]`."""
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _read_documents(file: str) -> tuple[LineIndex, ...]:
@@ -248,7 +216,7 @@ class ResourceIndex:
             return source.line
         lines = documents[source.document]
         prefix = _list_prefix(lines, source.line)
-        parts = _path_parts(path) if isinstance(path, str) else (path or ())
+        parts = path_parts(path) if isinstance(path, str) else (path or ())
         if not parts:
             return source.line
         return lines.line_of(prefix + parts)
