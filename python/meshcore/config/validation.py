@@ -706,7 +706,7 @@ def validate_sidecar(sidecar: net.Sidecar, out: Findings) -> None:
     spec = sidecar.spec
     for where, listener in _each(spec.ingress, "spec.ingress"):
         if listener.port is not None:
-            out.check(f"{where}.port.number", port(listener.port.number))
+            out.check(f"{where}.port.number", _sidecar_port(listener.port.number))
         endpoint = listener.default_endpoint or ""
         if endpoint and not endpoint.startswith("unix://"):
             host, _, number = endpoint.rpartition(":")
@@ -729,7 +729,12 @@ def validate_sidecar(sidecar: net.Sidecar, out: Findings) -> None:
             if dns != "*":
                 out.check(host_path, wildcard_domain(dns))
         if listener.port is not None:
-            out.check(f"{where}.port.number", port(listener.port.number))
+            out.check(f"{where}.port.number", _sidecar_port(listener.port.number))
+
+
+def _sidecar_port(number: int | None) -> str | None:
+    """A Sidecar listener's port: once `port` is given, its number is required."""
+    return "sidecar: port number is required" if number is None else port(number)
 
 
 # Security and telemetry -----------------------------------------------------------------
