@@ -6,6 +6,7 @@ so a client can tell which cluster answered.
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
 import subprocess
@@ -19,12 +20,37 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_ISSUED: set[int] = set()
+_FLOOR = _ephemeral_floor()
+
+
 def free_port() -> int:
-    """A port that was free a moment ago (snapshots need a concrete port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A port that is free now and was not handed out before in this process.
+
+    Picked below the kernel's ephemeral range, so that no client connection's source port
+    can take it between this call and the server binding it (bind(0) picks from that very
+    range, which made tests with many servers fail now and then), and never twice.
+    """
+    first = 20000 + (os.getpid() * 7919) % max(1, _FLOOR - 20000 - 1000)
+    for offset in range(_FLOOR - 20000):
+        port = 20000 + (first - 20000 + offset) % (_FLOOR - 20000)
+        if port in _ISSUED:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ISSUED.add(port)
         return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class _EchoHandler(socketserver.BaseRequestHandler):
