@@ -14,7 +14,7 @@ class DataPlaneError(RuntimeError):
 
 @final
 class DataPlane:
-    """A running data plane: a worker runtime for traffic and an admin runtime."""
+    """A running data plane: worker threads for traffic and an admin thread."""
 
     @staticmethod
     def start(worker_threads: int = 2, admin_address: str | None = None) -> DataPlane: ...

@@ -3,10 +3,11 @@
 //!
 //! # Runtimes
 //!
-//! Traffic runs on a multi-thread *worker* runtime of `worker_threads` threads. Admin work
+//! Traffic runs on `worker_threads` *workers*, each a single-threaded runtime on its own
+//! OS thread that keeps a connection from accept to close (see `worker.rs`). Admin work
 //! (the admin HTTP server, drain coordination at shutdown) runs on a separate
 //! single-thread *admin* runtime on its own OS thread, so scraping stats never takes a
-//! worker thread from traffic. Neither runtime ever touches Python. The calls below are
+//! worker from traffic. No runtime ever touches Python. The calls below are
 //! made from arbitrary (non-tokio) threads and block only their caller.
 //!
 //! # Apply
@@ -52,7 +53,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use meshcore_snapshot::{Direction, Snapshot};
 use serde::Serialize;
-use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::runtime::{Builder, Handle};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -63,6 +64,7 @@ use crate::listener::{AcceptContext, ListenerView, Listeners, bind};
 use crate::options::Options;
 use crate::routing::RoutingTable;
 use crate::stats::{Stats, TotalCounters};
+use crate::worker::Workers;
 
 /// How long runtimes get to stop their remaining tasks at shutdown.
 const RUNTIME_STOP_WAIT: Duration = Duration::from_secs(1);
@@ -147,14 +149,14 @@ struct Control {
 
 #[derive(Debug)]
 struct Runtimes {
-    worker: Runtime,
+    workers: Workers,
     admin: Handle,
     admin_stop: CancellationToken,
     admin_thread: Option<JoinHandle<()>>,
 }
 
 impl Runtimes {
-    /// Stops the admin thread, then the worker runtime, without blocking inside a runtime.
+    /// Stops the admin thread, then the workers.
     fn stop(mut self) {
         self.admin_stop.cancel();
         if let Some(thread) = self.admin_thread.take()
@@ -162,11 +164,7 @@ impl Runtimes {
         {
             warn!("admin thread panicked");
         }
-        if Handle::try_current().is_ok() {
-            self.worker.shutdown_background();
-        } else {
-            self.worker.shutdown_timeout(RUNTIME_STOP_WAIT);
-        }
+        self.workers.stop();
     }
 }
 
@@ -182,14 +180,12 @@ impl DataPlane {
         {
             return Err(StartError::AdminNotLoopback(address));
         }
-        let worker = Builder::new_multi_thread()
-            .worker_threads(options.worker_threads)
-            .thread_name("meshcore-worker")
-            .enable_all()
-            .build()
-            .map_err(|source| StartError::Runtime {
-                runtime: "worker",
-                source,
+        let workers =
+            Workers::start(options.worker_threads, RUNTIME_STOP_WAIT).map_err(|source| {
+                StartError::Runtime {
+                    runtime: "worker",
+                    source,
+                }
             })?;
         let admin_runtime =
             Builder::new_current_thread()
@@ -220,7 +216,7 @@ impl DataPlane {
             table: Arc::clone(&shared.table),
             totals: Arc::clone(&shared.totals),
             drain: shared.drain.clone(),
-            runtime: worker.handle().clone(),
+            workers: workers.set().clone(),
         };
         info!(
             worker_threads = options.worker_threads,
@@ -231,7 +227,7 @@ impl DataPlane {
             listeners: Listeners::default(),
             accept,
             runtimes: Some(Runtimes {
-                worker,
+                workers,
                 admin: admin.clone(),
                 admin_stop: admin_stop.clone(),
                 admin_thread: Some(admin_thread),
@@ -286,7 +282,7 @@ impl DataPlane {
         let serving = serving_listeners(&snapshot, &self.shared.drain);
         let sockets = control
             .listeners
-            .bind_new(&serving, &control.accept.runtime)
+            .bind_new(&serving, &control.accept.workers)
             .map_err(|e| self.shared.reject(e))?;
         control.listeners.retire_removed(&serving);
         self.shared.table.store(Arc::new(table));
@@ -378,8 +374,9 @@ impl Drop for DataPlane {
     fn drop(&mut self) {
         let mut control = lock(&self.control);
         if let Some(runtimes) = control.runtimes.take() {
+            // Both stop in the background: their threads end on their own.
             runtimes.admin_stop.cancel();
-            runtimes.worker.shutdown_background();
+            drop(runtimes.workers);
         }
     }
 }

@@ -126,6 +126,9 @@ impl Drain {
     ) {
         let counted = InFlight::open(self.direction(direction), Counted::Connection);
         let force_close = self.force_close.clone();
+        // Boxed: an async block awaiting a future it captured keeps it twice (the capture
+        // and the awaited copy), which an idle connection would pay for its whole life.
+        let connection = Box::pin(connection);
         self.connections.spawn(async move {
             tokio::select! {
                 () = connection => {}
@@ -133,6 +136,28 @@ impl Drain {
             }
             drop(counted);
         });
+    }
+
+    /// [`Drain::spawn_connection`] on another worker's runtime.
+    pub(crate) fn spawn_connection_on(
+        &self,
+        direction: Direction,
+        runtime: &tokio::runtime::Handle,
+        connection: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let counted = InFlight::open(self.direction(direction), Counted::Connection);
+        let force_close = self.force_close.clone();
+        let connection = Box::pin(connection);
+        self.connections.spawn_on(
+            async move {
+                tokio::select! {
+                    () = connection => {}
+                    () = force_close.cancelled() => {}
+                }
+                drop(counted);
+            },
+            runtime,
+        );
     }
 
     /// Tells `direction`'s HTTP connections to finish what they are doing and close.

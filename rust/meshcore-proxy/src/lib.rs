@@ -49,6 +49,7 @@ mod original_dst;
 mod routing;
 mod stats;
 mod tcp_proxy;
+mod worker;
 
 pub use dataplane::{DataPlane, ShutdownReport};
 pub use error::{ApplyError, StartError};

@@ -9,6 +9,7 @@
 //!   failed bind rejects the whole apply with nothing changed.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -18,7 +19,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use meshcore_snapshot::Snapshot;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -30,6 +31,7 @@ use crate::original_dst::OriginalDst;
 use crate::routing::{RoutingTable, socket_address};
 use crate::stats::{DownstreamMeter, ListenerCounters, ListenerStats, TotalCounters};
 use crate::tcp_proxy;
+use crate::worker::{self, WorkerSet};
 
 /// Pending connections the kernel queues per socket (Envoy and tokio use 1024 too).
 const BACKLOG: i32 = 1024;
@@ -45,7 +47,7 @@ pub(crate) struct AcceptContext {
     pub(crate) table: Arc<ArcSwap<RoutingTable>>,
     pub(crate) totals: Arc<TotalCounters>,
     pub(crate) drain: Drain,
-    pub(crate) runtime: Handle,
+    pub(crate) workers: WorkerSet,
 }
 
 /// A socket bound by the prepare step of an apply, not accepting yet. Dropping it
@@ -54,6 +56,8 @@ pub(crate) struct AcceptContext {
 pub(crate) struct BoundSocket {
     address: SocketAddr,
     socket: TcpListener,
+    /// The worker whose runtime the socket is registered with, which runs its accept loop.
+    worker: usize,
 }
 
 #[derive(Debug)]
@@ -105,7 +109,7 @@ impl Listeners {
     pub(crate) fn bind_new(
         &self,
         snapshot: &Snapshot,
-        runtime: &Handle,
+        workers: &WorkerSet,
     ) -> Result<Vec<BoundSocket>, ApplyError> {
         let mut bound = Vec::new();
         for (i, listener) in snapshot.listeners.iter().enumerate() {
@@ -115,12 +119,18 @@ impl Listeners {
             if self.serving.contains_key(&address) {
                 continue;
             }
-            let socket = bind(address, runtime).map_err(|source| ApplyError::Bind {
-                path: format!("listeners[{i}].port"),
+            let worker = workers.next_acceptor();
+            let socket =
+                bind(address, workers.handle(worker)).map_err(|source| ApplyError::Bind {
+                    path: format!("listeners[{i}].port"),
+                    address,
+                    source,
+                })?;
+            bound.push(BoundSocket {
                 address,
-                source,
-            })?;
-            bound.push(BoundSocket { address, socket });
+                socket,
+                worker,
+            });
         }
         Ok(bound)
     }
@@ -157,11 +167,16 @@ impl Listeners {
         sockets: Vec<BoundSocket>,
         context: &AcceptContext,
     ) {
-        for BoundSocket { address, socket } in sockets {
+        for BoundSocket {
+            address,
+            socket,
+            worker,
+        } in sockets
+        {
             let counters = Arc::new(ListenerCounters::default());
             let stop = CancellationToken::new();
             let (stopped_tx, stopped) = mpsc::channel();
-            context.runtime.spawn(accept_loop(
+            context.workers.handle(worker).spawn(accept_loop(
                 socket,
                 address,
                 Arc::clone(&counters),
@@ -228,7 +243,7 @@ impl Listeners {
 }
 
 /// Binds like tokio's `TcpListener::bind` (SO_REUSEADDR, so a restarted proxy can rebind
-/// a port with connections in TIME_WAIT) and registers the socket with the worker runtime.
+/// a port with connections in TIME_WAIT) and registers the socket with `runtime`.
 pub(crate) fn bind(address: SocketAddr, runtime: &Handle) -> std::io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(address),
@@ -297,25 +312,16 @@ async fn accept_loop(
                 } else {
                     OriginalDst::Direct
                 };
-                if route.protocol == meshcore_snapshot::Protocol::Tcp {
-                    context.drain.spawn_connection(
-                        route.direction,
-                        tcp_proxy::serve(stream, Bytes::new(), peer, original_dst, route, meter),
-                    );
-                } else {
-                    context.drain.spawn_connection(
-                        route.direction,
-                        http::serve_connection(
-                            stream,
-                            (peer, local),
-                            original_dst,
-                            route,
-                            Arc::clone(&context.table),
-                            Arc::clone(&counters),
-                            meter,
-                        ),
-                    );
-                }
+                let accepted = Accepted {
+                    peer,
+                    local,
+                    original_dst,
+                    route,
+                    table: Arc::clone(&context.table),
+                    counters: Arc::clone(&counters),
+                    meter,
+                };
+                dispatch(stream, accepted, &context);
             }
             Err(e) => {
                 warn!(%address, error = %e, "accept failed");
@@ -330,4 +336,82 @@ async fn accept_loop(
     debug!(%address, "listener closed");
     // Nobody waiting is fine: the socket is closed either way.
     let _ = stopped.send(());
+}
+
+/// A connection accepted, with what its serving needs, before it is handed to a worker.
+struct Accepted {
+    peer: SocketAddr,
+    local: SocketAddr,
+    original_dst: OriginalDst,
+    route: Arc<crate::routing::ListenerRoute>,
+    table: Arc<ArcSwap<RoutingTable>>,
+    counters: Arc<ListenerCounters>,
+    meter: DownstreamMeter,
+}
+
+/// Runs the connection, L4 or L7 by its listener, on the least-loaded worker.
+fn dispatch(stream: TcpStream, accepted: Accepted, context: &AcceptContext) {
+    // Two calls rather than one future over both, so an L4 connection's task is the size
+    // of L4 serving alone.
+    if accepted.route.protocol == meshcore_snapshot::Protocol::Tcp {
+        dispatch_with(stream, accepted, context, |stream, a| {
+            tcp_proxy::serve(
+                stream,
+                Bytes::new(),
+                a.peer,
+                a.original_dst,
+                a.route,
+                a.meter,
+            )
+        });
+    } else {
+        dispatch_with(stream, accepted, context, |stream, a| {
+            http::serve_connection(
+                stream,
+                (a.peer, a.local),
+                a.original_dst,
+                a.route,
+                a.table,
+                a.counters,
+                a.meter,
+            )
+        });
+    }
+}
+
+/// Runs `serve` here, or on another worker with the socket moved to that worker's epoll
+/// (deregistered here, registered there).
+fn dispatch_with<S, F>(stream: TcpStream, accepted: Accepted, context: &AcceptContext, serve: S)
+where
+    S: FnOnce(TcpStream, Accepted) -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let here = worker::current();
+    let target = context.workers.pick(here);
+    let load = context.workers.open(target);
+    let direction = accepted.route.direction;
+    if target == here {
+        context.drain.spawn_connection(direction, async move {
+            serve(stream, accepted).await;
+            drop(load);
+        });
+        return;
+    }
+    let peer = accepted.peer;
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(e) => {
+            warn!(%peer, error = %e, "cannot hand the connection to a worker; closing");
+            return;
+        }
+    };
+    context
+        .drain
+        .spawn_connection_on(direction, context.workers.handle(target), async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream, accepted).await,
+                Err(e) => warn!(%peer, error = %e, "cannot register the connection with its worker; closing"),
+            }
+            drop(load);
+        });
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 /// Start-time settings of a [`DataPlane`](crate::DataPlane). They cannot change while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// Threads of the worker runtime that carries traffic (Istio's `concurrency`); at least 1.
+    /// Worker threads that carry traffic, one runtime each (Istio's `concurrency`); at least 1.
     pub worker_threads: usize,
     /// Where the admin HTTP server listens. Must be a loopback address; `None` runs no server.
     pub admin_address: Option<SocketAddr>,

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::http::{
     HttpUpstream, apply_http, forward_to, get, http_cluster, route_config, runtime, send,
 };
-use support::{Upstreams, connect, free_port, start};
+use support::{Upstreams, connect, free_port, start, start_one_worker};
 
 fn apply(plane: &meshcore_proxy::DataPlane, snapshot: Value) {
     plane
@@ -26,7 +26,7 @@ fn apply(plane: &meshcore_proxy::DataPlane, snapshot: Value) {
 #[test]
 fn http2_downstream_and_upstream_with_trailers() {
     let rt = runtime();
-    let plane = start();
+    let plane = start_one_worker();
     let h2 = HttpUpstream::start(&rt, "h2", true);
     let h1 = HttpUpstream::start(&rt, "h1", false);
     let proxy = apply_http(

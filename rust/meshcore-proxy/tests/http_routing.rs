@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use support::http::{
     HttpUpstream, apply_http, forward_to, get, http_cluster, route_config, runtime,
 };
-use support::{closed_endpoint, start};
+use support::{closed_endpoint, start, start_one_worker};
 
 fn with_match(matches: Value, action: Value, rule: &str) -> Value {
     let mut route = action;
@@ -22,7 +22,7 @@ fn with_match(matches: Value, action: Value, rule: &str) -> Value {
 #[test]
 fn forwards_with_request_id_forwarded_headers_and_pool_reuse() {
     let rt = runtime();
-    let plane = start();
+    let plane = start_one_worker();
     let upstream = HttpUpstream::start(&rt, "v1", false);
     let proxy = apply_http(
         &plane,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use support::http::{Conn, HttpUpstream, forward_to, get, route_config, runtime};
-use support::{eventually, free_port, start};
+use support::{eventually, free_port, start, start_one_worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
@@ -58,7 +58,7 @@ fn apply(
 #[test]
 fn max_requests_per_connection_retires_upstream_connections() {
     let rt = runtime();
-    let plane = start();
+    let plane = start_one_worker();
     let h1 = HttpUpstream::start(&rt, "h1", false);
     let h2 = HttpUpstream::start(&rt, "h2", true);
     let proxy = apply(
@@ -101,7 +101,7 @@ fn max_requests_per_connection_retires_upstream_connections() {
 #[test]
 fn a_full_pool_answers_503_uo_with_proxy_status() {
     let rt = runtime();
-    let plane = start();
+    let plane = start_one_worker();
     let app = HttpUpstream::start(&rt, "app", false);
     let proxy = apply(
         &plane,
@@ -139,7 +139,7 @@ fn a_full_pool_answers_503_uo_with_proxy_status() {
 #[test]
 fn the_pool_idle_timeout_closes_idle_upstream_connections() {
     let rt = runtime();
-    let plane = start();
+    let plane = start_one_worker();
     let h1 = HttpUpstream::start(&rt, "h1", false);
     let h2 = HttpUpstream::start(&rt, "h2", true);
     for (upstream, protocol) in [(&h1, "http1"), (&h2, "http2")] {
@@ -399,7 +399,7 @@ fn resetting_h1_upstream(rt: &Runtime) -> (SocketAddr, Arc<AtomicUsize>) {
 #[test]
 fn refused_streams_and_resets_are_retried_when_the_policy_says_so() {
     let rt = runtime();
-    let plane = start();
+    let plane = start_one_worker();
     let (refusing, streams) = refusing_h2_upstream(&rt);
     let proxy = apply(
         &plane,
@@ -506,7 +506,7 @@ fn going_away_h2_upstream(rt: &Runtime) -> (SocketAddr, Arc<AtomicUsize>) {
 #[test]
 fn a_request_past_an_http2_goaway_goes_out_again_without_a_retry_policy() {
     let rt = runtime();
-    let plane = start();
+    let plane = start_one_worker();
     let (upstream, connections) = going_away_h2_upstream(&rt);
     let proxy = apply(
         &plane,

@@ -31,7 +31,7 @@ create_exception!(
     "The data plane could not start or is shut down."
 );
 
-/// A running data plane: a worker runtime for traffic and an admin runtime.
+/// A running data plane: worker threads for traffic and an admin thread.
 #[pyclass(frozen, name = "DataPlane", module = "meshcore._core")]
 struct PyDataPlane {
     inner: DataPlane,

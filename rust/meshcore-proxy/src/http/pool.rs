@@ -15,7 +15,10 @@
 //!   waits up to the connect timeout for one, then fails as overflow (Envoy's `UO`).
 //!
 //! The pool belongs to the endpoint's address and outlives applies, so a config change
-//! keeps warm connections and in-flight requests.
+//! keeps warm connections and in-flight requests. It is shared by the workers, but each
+//! connection's task runs on the worker that opened it, and a checkout takes a connection
+//! of its own worker (so a request never crosses threads) unless the endpoint's
+//! `max_connections` are all open, when any free one will do.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,6 +36,7 @@ use tracing::debug;
 
 use super::body::Body;
 use crate::stats::{ClusterCounters, TotalCounters, UpstreamMeter};
+use crate::worker;
 
 /// What the pool speaks to the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,12 +107,15 @@ struct IdleConnection {
     sender: http1::SendRequest<Body>,
     served: u32,
     since: Instant,
+    /// The worker running the connection's task.
+    worker: usize,
 }
 
 #[derive(Debug)]
 struct Multiplexed {
     sender: http2::SendRequest<Body>,
     streams: Arc<Streams>,
+    worker: usize,
 }
 
 #[derive(Debug)]
@@ -130,6 +137,8 @@ pub(crate) struct Lease {
     pub(crate) reused: bool,
     /// Upgrades use a connection of their own that never returns to the pool.
     pooled: bool,
+    /// The worker running the connection's task.
+    worker: usize,
 }
 
 #[derive(Debug)]
@@ -203,9 +212,15 @@ impl EndpointPool {
     ) -> Option<Lease> {
         let now = Instant::now();
         let expired = |since: Instant| settings.idle_timeout.is_some_and(|t| now - since >= t);
+        let here = worker::current();
+        // At the connection limit no new one can open here: another worker's will do.
+        let any_worker = settings.max_connections != 0 && state.open >= settings.max_connections;
+        let usable = |worker: usize| any_worker || worker == here;
         match wire {
             Wire::Http1 => {
-                while let Some(idle) = state.idle.pop() {
+                // Most recently used first; with one worker that is always the last one.
+                while let Some(position) = state.idle.iter().rposition(|c| usable(c.worker)) {
+                    let idle = state.idle.remove(position);
                     if idle.sender.is_closed() || expired(idle.since) {
                         continue;
                     }
@@ -217,6 +232,7 @@ impl EndpointPool {
                         idle_timeout: settings.idle_timeout,
                         reused: true,
                         pooled: true,
+                        worker: idle.worker,
                     });
                 }
                 None
@@ -230,7 +246,9 @@ impl EndpointPool {
                 let max_streams = settings.max_concurrent_streams;
                 let max_requests = settings.max_requests_per_connection;
                 let position = state.multiplexed.iter().position(|c| {
-                    (max_streams == 0 || c.streams.active.load(Ordering::Relaxed) < max_streams)
+                    usable(c.worker)
+                        && (max_streams == 0
+                            || c.streams.active.load(Ordering::Relaxed) < max_streams)
                         && (max_requests == 0
                             || c.streams.served.load(Ordering::Relaxed) < max_requests)
                 })?;
@@ -240,6 +258,7 @@ impl EndpointPool {
                     Arc::clone(&connection.streams),
                     settings,
                     true,
+                    connection.worker,
                 );
                 if max_requests != 0 && lease.served >= max_requests {
                     // Retired: in-flight streams finish; the connection closes after them.
@@ -256,6 +275,7 @@ impl EndpointPool {
         streams: Arc<Streams>,
         settings: &PoolSettings,
         reused: bool,
+        worker: usize,
     ) -> Lease {
         streams.active.fetch_add(1, Ordering::Relaxed);
         let served = streams.served.fetch_add(1, Ordering::Relaxed) + 1;
@@ -267,6 +287,7 @@ impl EndpointPool {
             idle_timeout: settings.idle_timeout,
             reused,
             pooled: true,
+            worker,
         }
     }
 
@@ -319,6 +340,7 @@ impl EndpointPool {
                     idle_timeout: settings.idle_timeout,
                     reused: false,
                     pooled,
+                    worker: worker::current(),
                 })
             }
             Wire::Http2 => {
@@ -337,13 +359,16 @@ impl EndpointPool {
                     served: AtomicU32::new(0),
                     idle_since: Mutex::new(Instant::now()),
                 });
+                let here = worker::current();
                 let lease =
-                    self.stream_lease(sender.clone(), Arc::clone(&streams), settings, false);
+                    self.stream_lease(sender.clone(), Arc::clone(&streams), settings, false, here);
                 let max_requests = settings.max_requests_per_connection;
                 if max_requests == 0 || lease.served < max_requests {
-                    self.state()
-                        .multiplexed
-                        .push(Multiplexed { sender, streams });
+                    self.state().multiplexed.push(Multiplexed {
+                        sender,
+                        streams,
+                        worker: here,
+                    });
                 }
                 Ok(lease)
             }
@@ -478,6 +503,7 @@ impl Lease {
                         sender,
                         served: self.served,
                         since: Instant::now(),
+                        worker: self.worker,
                     });
                     pool.available.notify_one();
                     pool.reap_later(self.idle_timeout);

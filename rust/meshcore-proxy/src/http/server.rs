@@ -20,7 +20,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -108,7 +108,7 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
                 .preserve_header_case(settings.preserve_header_case)
                 .max_buf_size(settings.parser_buffer())
                 .max_headers(settings.parser_headers());
-            let connection = builder.serve_connection(io, service).with_upgrades();
+            let connection = pin!(builder.serve_connection(io, service).with_upgrades());
             supervision.run(connection, |c| c.graceful_shutdown()).await
         }
         Wire::Http2 => {
@@ -116,7 +116,10 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
                 .timer(TokioTimer::new())
                 .max_header_list_size(u32::try_from(settings.parser_buffer()).unwrap_or(u32::MAX))
                 .serve_connection(io, service);
-            supervision.run(connection, |c| c.graceful_shutdown()).await
+            // Boxed: HTTP/2's connection state is several KiB that would otherwise size
+            // every HTTP/1 connection's task too (an idle keep-alive connection keeps it).
+            let mut connection = Box::pin(connection);
+            Box::pin(supervision.run(connection.as_mut(), |c| c.graceful_shutdown())).await
         }
     };
     if let Err(e) = served {
@@ -138,15 +141,18 @@ struct Supervision<'a> {
 impl Supervision<'_> {
     /// Drives `connection` to its end, asking it once to shut down gracefully when it has
     /// been idle for the timeout or its direction drains.
+    ///
+    /// `connection` is pinned by the caller: taken by value, the async fn would hold it
+    /// twice (as its argument and as the pinned local), doubling what every idle
+    /// connection keeps.
     async fn run<C>(
         self,
-        connection: C,
+        mut connection: Pin<&mut C>,
         graceful_shutdown: impl FnOnce(Pin<&mut C>),
     ) -> Result<(), hyper::Error>
     where
         C: Future<Output = Result<(), hyper::Error>>,
     {
-        tokio::pin!(connection);
         let idle = async {
             match self.idle_timeout {
                 Some(timeout) => {

@@ -33,6 +33,16 @@ pub fn start() -> DataPlane {
     DataPlane::start(Options::default()).expect("data plane starts")
 }
 
+/// A data plane with one worker: for tests that count upstream connections, which are
+/// pooled per worker (two workers may each open their own).
+pub fn start_one_worker() -> DataPlane {
+    DataPlane::start(Options {
+        worker_threads: 1,
+        ..Options::default()
+    })
+    .expect("data plane starts")
+}
+
 /// Upstream servers for one test, on a small runtime of their own.
 pub struct Upstreams {
     runtime: tokio::runtime::Runtime,
