@@ -22,21 +22,26 @@ fn main() -> std::io::Result<()> {
         })
         .collect();
     assert!(!pairs.is_empty(), "{USAGE}");
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_io()
-        .build()?
-        .block_on(async move {
-            let mut tasks = Vec::new();
-            for (listen, upstream) in pairs {
-                let listener = TcpListener::bind(listen).await?;
-                tasks.push(tokio::spawn(serve(listener, upstream)));
-            }
-            for task in tasks {
-                let _ = task.await;
-            }
-            Ok(())
-        })
+    // One worker: a current-thread runtime, as each meshcore worker is, so the floor pays
+    // no work-stealing scheduler either.
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder.enable_io().build()?.block_on(async move {
+        let mut tasks = Vec::new();
+        for (listen, upstream) in pairs {
+            let listener = TcpListener::bind(listen).await?;
+            tasks.push(tokio::spawn(serve(listener, upstream)));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        Ok(())
+    })
 }
 
 async fn serve(listener: TcpListener, upstream: SocketAddr) {
