@@ -8,10 +8,14 @@ use meshcore_snapshot::{Redirect, RegexRewrite, Rewrite, RouteMatch, StringMatch
 use crate::http::matcher::{RequestMatch, RequestView, StrMatch};
 use crate::http::rewrite::{PathRewrite, redirect_location, split_authority};
 
-/// Detects the protocol of arbitrary first bytes, parses them as an HTTP/1 request head
+/// Detects the protocol of arbitrary first bytes, builds the malformed phase's 400 when
+/// they would get one, parses them as an HTTP/1 request head
 /// and, when that succeeds, matches the request and rewrites its path.
 pub fn http1_request(data: &[u8]) {
     let _ = crate::http::detect_bytes(data);
+    if let Some(reply) = crate::http::malformed_reply(data) {
+        assert!(reply.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    }
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(_)) = request.parse(data) else {

@@ -1,6 +1,6 @@
 //! HTTP/1 on the wire, with raw client bytes: header case kept when
 //! `preserve_header_case` is on, pipelined requests answered in order, `Expect:
-//! 100-continue`, and requests hyper cannot parse.
+//! 100-continue`, and malformed requests (ours and hyper's 400).
 
 mod support;
 
@@ -134,34 +134,130 @@ fn expect_100_continue_gets_a_100_before_the_body_is_sent() {
     assert!(!head.to_ascii_lowercase().contains("echo-expect"), "{head}");
 }
 
-/// Hyper answers a request it cannot parse itself, before any phase of ours runs: a bare
-/// 400 with no body, proxy-status or decision header (documented in `http/server.rs`). It
-/// is still counted as DPE.
+/// Applies an HTTP listener to `app` with a JSON access log; returns the proxy's address
+/// and the log's path.
+fn with_access_log(
+    plane: &meshcore_proxy::DataPlane,
+    app: SocketAddr,
+) -> (SocketAddr, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("meshcore-wire-{}", support::free_port()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("access.log");
+    let proxy = apply_http(
+        plane,
+        vec![support::http::route_config(&["*"], vec![forward_to("app")])],
+        vec![http_cluster("app", "http1", &[app])],
+        json!({"access_log": {"path": path.to_string_lossy(), "format": "json"}}),
+    );
+    (proxy, path)
+}
+
+fn log_lines(path: &std::path::Path, at_least: usize) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    assert!(support::eventually(|| {
+        lines = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        lines.len() >= at_least
+    }));
+    lines
+}
+
+fn send_raw(proxy: SocketAddr, bytes: &[u8]) -> String {
+    let mut client = connect(proxy);
+    client.write_all(bytes).expect("writes");
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).expect("reads to close");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// A first request that cannot parse, and bytes that are not HTTP at all, are answered by
+/// the malformed phase before hyper: 400 DPE with proxy-status, the decision header, a
+/// body saying why and an access log line; the upstream never sees them.
 #[test]
-fn a_request_hyper_cannot_parse_is_a_400_counted_as_dpe() {
+fn a_malformed_first_request_gets_an_explained_400_dpe() {
     let rt = support::http::runtime();
     let plane = start();
     let app = HttpUpstream::start(&rt, "app", false);
-    let proxy = apply_http(
-        &plane,
-        vec![support::http::route_config(&["*"], vec![forward_to("app")])],
-        vec![http_cluster("app", "http1", &[app.address])],
-        json!({}),
+    let (proxy, log) = with_access_log(&plane, app.address);
+
+    let response = send_raw(
+        proxy,
+        b"GET / HTTP/1.1\r\nHost: app\r\nno colon here\r\n\r\n",
     );
-    let mut client = connect(proxy);
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: app\r\nno colon here\r\n\r\n")
-        .expect("writes");
-    let mut response = String::new();
-    client
-        .read_to_string(&mut response)
-        .expect("reads to close");
     assert!(
         response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains(
+            "proxy-status: meshcore; error=http_request_error; \
+             details=\"malformed request head: invalid header name\"\r\n"
+        ),
+        "{response}"
+    );
+    assert!(
+        response.contains(
+            "x-meshcore-decision: Listener; DPE malformed request head: invalid header name\r\n"
+        ),
+        "{response}"
+    );
+    assert!(response.contains("connection: close\r\n"), "{response}");
+    assert!(
+        response.ends_with("\r\n\r\nDPE: malformed request head: invalid header name\n"),
+        "{response}"
+    );
+
+    let tls_hello = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03";
+    let response = send_raw(proxy, tls_hello);
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("DPE TLS handshake on a plaintext HTTP listener"),
+        "{response}"
+    );
+
+    let lines = log_lines(&log, 2);
+    for line in &lines {
+        assert_eq!(line["response_code"], 400, "{line}");
+        assert_eq!(line["response_flags"], "DPE", "{line}");
+        assert_eq!(
+            line["response_code_details"], "downstream_protocol_error",
+            "{line}"
+        );
+    }
+    assert_eq!(plane.stats().totals.response_flags["DPE"], 2);
+    assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let _ = std::fs::remove_dir_all(log.parent().expect("dir"));
+}
+
+/// What the malformed phase cannot see — a bad request later on a keep-alive connection —
+/// hyper answers itself, before any phase of ours: a bare 400 with no proxy-status or
+/// decision header (documented in `http/malformed.rs`). It is still counted as DPE.
+#[test]
+fn a_malformed_later_request_is_hypers_bare_400_counted_as_dpe() {
+    let rt = support::http::runtime();
+    let plane = start();
+    let app = HttpUpstream::start(&rt, "app", false);
+    let (proxy, _) = with_access_log(&plane, app.address);
+    let response = send_raw(
+        proxy,
+        b"GET /first HTTP/1.1\r\nHost: app\r\n\r\nGET / HTTP/1.1\r\nHost: app\r\nno colon here\r\n\r\n",
+    );
+    let second = response
+        .find("HTTP/1.1 400 Bad Request\r\n")
+        .unwrap_or_else(|| panic!("{response}"));
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        !response[second..].contains("x-meshcore-decision"),
         "{response}"
     );
     assert!(support::eventually(|| plane.stats().totals.response_flags
         ["DPE"]
         == 1));
-    assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

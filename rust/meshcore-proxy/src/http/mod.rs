@@ -9,6 +9,8 @@
 //!    │
 //!  detect           http/detect.rs   HTTP/2 preface │ HTTP/1 request line │ opaque / timeout
 //!    │                               (opaque on `auto` → tcp_route via tcp_proxy.rs)
+//!  malformed        http/malformed.rs  not HTTP on `http`, or a first request head that
+//!    │                               fails the parser → explained 400 DPE, close
 //!  serve            http/server.rs   hyper HTTP/1.1 or HTTP/2 server; per request:
 //!    │
 //!  limits           http/server.rs   header size / count → 431 DPE
@@ -39,6 +41,7 @@ pub(crate) mod access_log;
 pub(crate) mod body;
 mod detect;
 pub(crate) mod headers;
+mod malformed;
 pub(crate) mod matcher;
 pub(crate) mod pool;
 pub(crate) mod respond;
@@ -72,6 +75,16 @@ use crate::tcp_proxy;
 #[cfg(feature = "fuzzing")]
 pub(crate) fn detect_bytes(bytes: &[u8]) -> Option<Detected> {
     detect::classify(bytes)
+}
+
+/// The malformed phase's verdict on arbitrary first bytes, and the reply it would write.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn malformed_reply(bytes: &[u8]) -> Option<Vec<u8>> {
+    let details = match detect::classify(bytes) {
+        Some(Detected::Opaque) => Some(malformed::not_http(bytes)),
+        _ => malformed::first_request_error(bytes),
+    }?;
+    Some(respond::LocalReply::bad_request(details).to_http1_close())
 }
 
 /// The snapshot's proxy-wide HTTP settings, compiled.
@@ -164,9 +177,19 @@ pub(crate) async fn serve_connection(
             .await;
             return;
         }
-        // An `http` listener hands what it got to the HTTP/1 server, which answers 400.
-        Detected::Opaque | Detected::Timeout => Wire::Http1,
+        // Not HTTP on an `http` listener: an explained 400.
+        Detected::Opaque | Detected::Timeout => {
+            let details = malformed::not_http(&buffer);
+            reject(stream, details, (peer, local), &table, &meter).await;
+            return;
+        }
     };
+    if wire == Wire::Http1
+        && let Some(details) = malformed::first_request_error(&buffer)
+    {
+        reject(stream, details, (peer, local), &table, &meter).await;
+        return;
+    }
     let totals: Arc<TotalCounters> = meter.totals_arc();
     let downstream = Arc::new(Downstream {
         peer,
@@ -180,4 +203,21 @@ pub(crate) async fn serve_connection(
     });
     server::serve(Prefixed::new(buffer.freeze(), stream), wire, downstream).await;
     drop(meter);
+}
+
+/// The malformed phase: an explained 400, then close.
+async fn reject(
+    stream: TcpStream,
+    details: String,
+    (peer, local): (SocketAddr, SocketAddr),
+    table: &ArcSwap<RoutingTable>,
+    meter: &DownstreamMeter,
+) {
+    let malformed = malformed::Malformed {
+        peer,
+        local,
+        totals: meter.totals(),
+        logger: table.load().http.access_log.clone(),
+    };
+    malformed.answer(stream, details).await;
 }

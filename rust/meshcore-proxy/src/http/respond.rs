@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
 use hyper::{Response, StatusCode};
 
 use super::body::{self, Body};
@@ -411,6 +411,44 @@ impl LocalReply {
             error.as_str(),
             sf_string(&self.details)
         ))
+    }
+
+    /// The reply as HTTP/1.1 bytes with `Connection: close`, for a connection the HTTP
+    /// server never took (see `malformed.rs`): the same status, headers and body as
+    /// [`LocalReply::into_response`] gives a plain HTTP/1 client.
+    pub(crate) fn to_http1_close(&self) -> Vec<u8> {
+        let body = match &self.body {
+            Some(body) => body.to_vec(),
+            None if self.error.is_some() => format!("{}: {}\n", self.flags, self.details).into(),
+            None => Vec::new(),
+        };
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\n",
+            self.status.as_str(),
+            self.status.canonical_reason().unwrap_or("")
+        );
+        let mut header = |name: &HeaderName, value: &str| {
+            // Only values a header can carry (the same filter as `into_response`).
+            if header_value(value).is_some() {
+                head.push_str(name.as_str());
+                head.push_str(": ");
+                head.push_str(value);
+                head.push_str("\r\n");
+            }
+        };
+        if let Some(status) = self.proxy_status() {
+            header(&PROXY_STATUS, &status);
+        }
+        header(&DECISION, &self.decision_header());
+        if !body.is_empty() {
+            header(&CONTENT_TYPE, "text/plain; charset=utf-8");
+        }
+        header(&CONTENT_LENGTH, &body.len().to_string());
+        header(&CONNECTION, "close");
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
     }
 
     /// The response; `grpc` when the request was gRPC (content-type `application/grpc`).

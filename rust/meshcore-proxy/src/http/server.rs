@@ -6,10 +6,10 @@
 //! read, i.e. when the request is forwarded; the `expect` header itself is not forwarded)
 //! and upgrades. Hyper's own parse limits are set above the configured ones, so requests
 //! over the configured header size or count reach the limits phase and get an explained
-//! 431; only requests hyper cannot parse at all get hyper's bare 400 (counted as DPE):
-//! hyper writes that answer itself before any phase of ours runs, so it carries no
-//! `proxy-status` or decision header. Explaining those too would take a request parser of
-//! our own in front of hyper's.
+//! 431. A first request that cannot parse never gets here: the malformed phase
+//! (`malformed.rs`) answers it with an explained 400. A later one on a keep-alive
+//! connection gets hyper's bare 400 (counted as DPE): hyper writes that answer itself
+//! before any phase of ours runs, so it carries no `proxy-status` or decision header.
 //!
 //! A connection ends gracefully (HTTP/2 GOAWAY, then its streams finish; HTTP/1 closes when
 //! idle, else after the current response, sent with `Connection: close`) when no request

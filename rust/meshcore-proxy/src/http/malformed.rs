@@ -1,0 +1,109 @@
+//! The malformed phase: a first request that cannot be HTTP/1 is answered here, before
+//! hyper, with an explained 400 (flag DPE, `proxy-status`, the decision header, an access
+//! log line) and the connection closed, as Envoy answers a codec error.
+//!
+//! hyper answers a request it cannot parse with a bare 400 of its own that no phase of
+//! ours sees. The detect phase has already read the connection's first bytes, so the
+//! common cases are caught here first: bytes that are not HTTP at all on an `http`
+//! listener (a TLS handshake to a plaintext port, another protocol) and a first request
+//! head whose bytes so far fail the same parser hyper uses (`httparse`). What this cannot
+//! see — a later request on a keep-alive connection, or a head longer than the first read —
+//! still gets hyper's bare 400, counted as DPE.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::access_log::{AccessLogger, Record};
+use super::respond::{LocalReply, ResponseFlag};
+use crate::stats::TotalCounters;
+
+/// Why the first bytes of a connection on an `http` listener are not an HTTP request.
+pub(crate) fn not_http(bytes: &[u8]) -> String {
+    match bytes.first() {
+        // A TLS record of type handshake: a client speaking TLS to a plaintext listener.
+        Some(0x16) => "TLS handshake on a plaintext HTTP listener".into(),
+        _ => "not an HTTP/1.1 or HTTP/2 request".into(),
+    }
+}
+
+/// Why the first request's head so far cannot parse, if it cannot. Bytes that are only
+/// incomplete, or have more headers than checked here, are left to hyper and the limits
+/// phase.
+pub(crate) fn first_request_error(bytes: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    match httparse::Request::new(&mut headers).parse(bytes) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => None,
+        Err(e) => Some(format!("malformed request head: {e}")),
+    }
+}
+
+/// What answering needs besides the connection.
+pub(crate) struct Malformed<'a> {
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) totals: &'a TotalCounters,
+    pub(crate) logger: Option<Arc<AccessLogger>>,
+}
+
+impl Malformed<'_> {
+    /// Writes the explained 400 with `Connection: close`, counts and logs it, and closes.
+    pub(crate) async fn answer(self, mut stream: TcpStream, details: String) {
+        let started = Instant::now();
+        let reply = LocalReply::bad_request(details);
+        let bytes = reply.to_http1_close();
+        debug!(peer = %self.peer, details = %reply.details, "malformed request answered 400");
+        let written = stream.write_all(&bytes).await.is_ok() && stream.shutdown().await.is_ok();
+        self.totals.flag(ResponseFlag::DownstreamProtocolError);
+        if let Some(logger) = self.logger {
+            let mut record = Record::new(self.local, self.peer);
+            record.start = std::time::SystemTime::now();
+            record.status = reply.status.as_u16();
+            record.flags = reply.flags;
+            record.details = reply.log_details();
+            if written {
+                record.bytes_sent = bytes.len() as u64;
+            }
+            record.duration = started.elapsed();
+            logger.log(record);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_and_other_protocols_are_told_apart() {
+        assert_eq!(
+            not_http(b"\x16\x03\x01\x02\x00\x01"),
+            "TLS handshake on a plaintext HTTP listener"
+        );
+        assert_eq!(
+            not_http(b"SSH-2.0-OpenSSH\r\n"),
+            "not an HTTP/1.1 or HTTP/2 request"
+        );
+    }
+
+    #[test]
+    fn a_head_that_fails_the_parser_is_named_and_an_incomplete_one_is_not() {
+        assert_eq!(
+            first_request_error(b"GET / HTTP/1.1\r\nbad header: x\r\n\r\n").as_deref(),
+            Some("malformed request head: invalid header name")
+        );
+        assert_eq!(
+            first_request_error(b"GET / HTTP/1.1\r\nhost: a\x01b\r\n\r\n").as_deref(),
+            Some("malformed request head: invalid header value")
+        );
+        assert_eq!(first_request_error(b"GET / HTTP/1.1\r\nhost: a"), None);
+        assert_eq!(
+            first_request_error(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"),
+            None
+        );
+    }
+}
