@@ -135,6 +135,8 @@ def fortio(
         "p999_us": pct[99.9],
         "avg_us": hist["Avg"] * 1e6,
         "max_us": hist["Max"] * 1e6,
+        # The histogram itself (µs bucket bounds, counts), so repeats can be pooled.
+        "buckets": [[b["Start"] * 1e6, b["End"] * 1e6, b["Count"]] for b in hist.get("Data") or []],
         "command": " ".join(argv),
     }
 

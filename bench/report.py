@@ -71,6 +71,37 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def pooled_percentiles(
+    histograms: list[list[list[float]]], percentiles: tuple[float, ...] = (50, 90, 99, 99.9)
+) -> dict[str, float]:
+    """Percentiles of several runs' latency histograms merged into one ([start, end, count]
+    buckets, µs; linear inside a bucket, as fortio interpolates). One p99 over all repeats'
+    samples is steadier than the median of per-run p99s, each of which rests on only the
+    slowest 1 % of a short run."""
+    buckets: dict[tuple[float, float], float] = {}
+    for histogram in histograms:
+        for start, end, count in histogram:
+            buckets[(start, end)] = buckets.get((start, end), 0) + count
+    ordered = sorted(buckets.items())
+    total = sum(count for _, count in ordered)
+    out: dict[str, float] = {"samples": total}
+    for p in percentiles:
+        key = f"p{p:g}_us".replace(".", "")
+        if not total:
+            out[key] = float("nan")
+            continue
+        want = total * p / 100
+        seen = 0.0
+        for (start, end), count in ordered:
+            if seen + count >= want:
+                out[key] = start + (end - start) * ((want - seen) / count if count else 0)
+                break
+            seen += count
+        else:
+            out[key] = ordered[-1][0][1]
+    return out
+
+
 def summarize(runs: dict[str, list[dict[str, Any]]], keys: list[str]) -> dict[str, Any]:
     return {
         name: {k: spread([r[k] for r in rs if r.get(k) is not None]) for k in keys}

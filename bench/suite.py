@@ -250,6 +250,23 @@ def added(
     return out
 
 
+def pooled(runs: dict[str, list[dict[str, Any]]], base: str = "direct") -> dict[str, Any]:
+    """Each system's percentiles over all its repeats' samples (histograms merged), and
+    what they add to `base`'s pooled percentiles."""
+    out: dict[str, Any] = {}
+    for name, rs in runs.items():
+        histograms = [r["buckets"] for r in rs if r.get("buckets")]
+        if histograms:
+            out[name] = report.pooled_percentiles(histograms)
+    if base in out:
+        for name, pct in out.items():
+            if name != base:
+                pct["added"] = {
+                    k: pct[k] - out[base][k] for k in ("p50_us", "p90_us", "p99_us", "p999_us")
+                }
+    return out
+
+
 class Suite:
     def __init__(self, mode_name: str, only: list[str] | None, systems: list[str]) -> None:
         self.mode_name = mode_name
@@ -417,6 +434,7 @@ class Suite:
                 "runs": runs,
                 "summary": summary,
                 "added_us": {k: added(runs, k) for k in ("p50_us", "p90_us", "p99_us")},
+                "pooled": pooled(runs),
                 "below_knee": {
                     n: s["actual_qps"]["median"] >= 0.95 * rate for n, s in summary.items()
                 },
