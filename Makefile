@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps clean
+.PHONY: bench-flame-deps dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,7 +77,11 @@ bench-smoke: bench-deps
 bench: bench-deps
 	$(BIN)/python -m bench.suite --mode quick
 
-bench-full: bench-deps
+# Flame graphs (the full pass's profile scenario): inferno, from crates.io, into bench/.work.
+bench-flame-deps:
+	test -x $(BENCH_WORK)/bin/inferno-flamegraph || cargo install inferno --locked --quiet --root $(BENCH_WORK)
+
+bench-full: bench-deps bench-flame-deps
 	$(BIN)/python -m bench.suite --mode full
 
 clean:

@@ -199,8 +199,15 @@ def perf_supported() -> bool:
     return out.returncode == 0
 
 
-def profile(lab: Lab, systems: dict[str, System], work: Path, seconds: float = 8) -> dict[str, Any]:
-    """perf cpu-clock samples of each meshcore hop under wrk load; flat, by symbol."""
+def profile(
+    lab: Lab,
+    systems: dict[str, System],
+    work: Path,
+    seconds: float = 8,
+    flame_dir: Path | None = None,
+) -> dict[str, Any]:
+    """perf cpu-clock samples of each meshcore hop under wrk load; flat, by symbol; and,
+    with `flame_dir`, a flame graph of each (see `flame_graph`)."""
     out: dict[str, Any] = {}
     if not perf_supported():
         return {"tool": "none", "note": "perf unavailable; see the callgrind top functions"}
@@ -253,8 +260,48 @@ def profile(lab: Lab, systems: dict[str, System], work: Path, seconds: float = 8
         ).stdout
         rows = [ln.strip() for ln in rep.splitlines() if ln.strip() and not ln.startswith("#")]
         out[name] = {"rps_during_profile": load["rps"], "top": rows[:40]}
+        if flame_dir is not None:
+            out[name]["flame_graph"] = flame_graph(lab, s, name, work, flame_dir, seconds=seconds)
     return {
         "tool": "perf record -e cpu-clock -F 4999 (flat, self time)",
         "hardware_counters": "not supported" not in hw.stderr,
         "systems": out,
     }
+
+
+def flame_graph(
+    lab: Lab, s: System, name: str, work: Path, out_dir: Path, *, seconds: float
+) -> dict[str, Any]:
+    """A flame graph of `s` under wrk load: perf with DWARF call graphs (the release build
+    keeps no frame pointers; its unwind tables are enough), folded and drawn by inferno
+    (the Rust port of Brendan Gregg's FlameGraph; `make bench-flame-deps`)."""
+    collapse, draw = tool("inferno-collapse-perf"), tool("inferno-flamegraph")
+    data = work / f"perf-{name}-graph.data"
+    rec = subprocess.Popen(
+        [
+            *("perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384"),
+            *("-p", str(s.proxy_pids[0]), "-o", str(data), "--", "sleep", str(seconds)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    load = loadgen.wrk(s.port, seconds - 1, connections=32, cpus=lab.client_cpus)
+    rec.wait(120)
+    script = subprocess.run(
+        ["perf", "script", "-i", str(data)], capture_output=True, check=False, timeout=600
+    ).stdout
+    folded = subprocess.run(
+        [collapse], input=script, capture_output=True, check=True, timeout=600
+    ).stdout
+    svg = out_dir / f"flame-{name}.svg"
+    title = f"{name} under wrk (32 connections), perf cpu-clock 499 Hz, DWARF call graphs"
+    with svg.open("wb") as f:
+        subprocess.run(
+            [draw, "--title", title, "--minwidth", "0.2"],
+            input=folded,
+            stdout=f,
+            check=True,
+            timeout=600,
+        )
+    return {"svg": svg.name, "samples": folded.count(b"\n"), "rps_during_profile": load["rps"]}

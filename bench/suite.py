@@ -599,7 +599,7 @@ class Suite:
         self.save("syscalls", self.payload("syscalls", {"requests": requests}, **data))
 
     def profile(self) -> None:
-        data = instructions.profile(self.lab, self.sys, self.work)
+        data = instructions.profile(self.lab, self.sys, self.work, flame_dir=self.out)
         self.save("profile", self.payload("profile", {}, **data))
 
     # -- driver ---------------------------------------------------------------------------
