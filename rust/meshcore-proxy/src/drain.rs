@@ -124,18 +124,7 @@ impl Drain {
         direction: Direction,
         connection: impl Future<Output = ()> + Send + 'static,
     ) {
-        let counted = InFlight::open(self.direction(direction), Counted::Connection);
-        let force_close = self.force_close.clone();
-        // Boxed: an async block awaiting a future it captured keeps it twice (the capture
-        // and the awaited copy), which an idle connection would pay for its whole life.
-        let connection = Box::pin(connection);
-        self.connections.spawn(async move {
-            tokio::select! {
-                () = connection => {}
-                () = force_close.cancelled() => {}
-            }
-            drop(counted);
-        });
+        self.connections.spawn(self.tracked(direction, connection));
     }
 
     /// [`Drain::spawn_connection`] on another worker's runtime.
@@ -145,19 +134,28 @@ impl Drain {
         runtime: &tokio::runtime::Handle,
         connection: impl Future<Output = ()> + Send + 'static,
     ) {
+        self.connections
+            .spawn_on(self.tracked(direction, connection), runtime);
+    }
+
+    /// `connection`, counted under `direction` until it ends, and ended by force-close.
+    fn tracked(
+        &self,
+        direction: Direction,
+        connection: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let counted = InFlight::open(self.direction(direction), Counted::Connection);
         let force_close = self.force_close.clone();
+        // Boxed: an async block awaiting a future it captured keeps it twice (the capture
+        // and the awaited copy), which an idle connection would pay for its whole life.
         let connection = Box::pin(connection);
-        self.connections.spawn_on(
-            async move {
-                tokio::select! {
-                    () = connection => {}
-                    () = force_close.cancelled() => {}
-                }
-                drop(counted);
-            },
-            runtime,
-        );
+        async move {
+            tokio::select! {
+                () = connection => {}
+                () = force_close.cancelled() => {}
+            }
+            drop(counted);
+        }
     }
 
     /// Tells `direction`'s HTTP connections to finish what they are doing and close.
