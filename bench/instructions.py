@@ -219,28 +219,7 @@ def profile(
         if s is None:
             continue
         data = work / f"perf-{name}.data"
-        rec = subprocess.Popen(
-            [
-                "perf",
-                "record",
-                "-e",
-                "cpu-clock",
-                "-F",
-                "4999",
-                "-p",
-                str(s.proxy_pids[0]),
-                "-o",
-                str(data),
-                "--",
-                "sleep",
-                str(seconds),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.3)
-        load = loadgen.wrk(s.port, seconds - 1, connections=32, cpus=lab.client_cpus)
-        rec.wait(60)
+        load = perf_under_wrk(lab, s, data, seconds, ["-F", "4999"])
         rep = subprocess.run(
             [
                 "perf",
@@ -277,17 +256,7 @@ def flame_graph(
     (the Rust port of Brendan Gregg's FlameGraph; `make bench-flame-deps`)."""
     collapse, draw = tool("inferno-collapse-perf"), tool("inferno-flamegraph")
     data = work / f"perf-{name}-graph.data"
-    rec = subprocess.Popen(
-        [
-            *("perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384"),
-            *("-p", str(s.proxy_pids[0]), "-o", str(data), "--", "sleep", str(seconds)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.3)
-    load = loadgen.wrk(s.port, seconds - 1, connections=32, cpus=lab.client_cpus)
-    rec.wait(120)
+    load = perf_under_wrk(lab, s, data, seconds, ["-F", "499", "--call-graph", "dwarf,16384"])
     script = subprocess.run(
         ["perf", "script", "-i", str(data)], capture_output=True, check=False, timeout=600
     ).stdout
@@ -305,3 +274,22 @@ def flame_graph(
             timeout=600,
         )
     return {"svg": svg.name, "samples": folded.count(b"\n"), "rps_during_profile": load["rps"]}
+
+
+def perf_under_wrk(
+    lab: Lab, s: System, data: Path, seconds: float, options: list[str]
+) -> dict[str, Any]:
+    """`perf record -e cpu-clock` of `s`'s proxy into `data` while wrk (32 connections)
+    drives it; returns wrk's result."""
+    rec = subprocess.Popen(
+        [
+            *("perf", "record", "-e", "cpu-clock", *options, "-p", str(s.proxy_pids[0])),
+            *("-o", str(data), "--", "sleep", str(seconds)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    load = loadgen.wrk(s.port, seconds - 1, connections=32, cpus=lab.client_cpus)
+    rec.wait(120)
+    return load
