@@ -413,15 +413,22 @@ impl LocalReply {
         ))
     }
 
+    /// The body: the configured one, else for an error `<flags>: <details>`, else none.
+    fn body_bytes(&self) -> Bytes {
+        match &self.body {
+            Some(body) => body.clone(),
+            None if self.error.is_some() => {
+                Bytes::from(format!("{}: {}\n", self.flags, self.details))
+            }
+            None => Bytes::new(),
+        }
+    }
+
     /// The reply as HTTP/1.1 bytes with `Connection: close`, for a connection the HTTP
     /// server never took (see `malformed.rs`): the same status, headers and body as
     /// [`LocalReply::into_response`] gives a plain HTTP/1 client.
     pub(crate) fn to_http1_close(&self) -> Vec<u8> {
-        let body = match &self.body {
-            Some(body) => body.to_vec(),
-            None if self.error.is_some() => format!("{}: {}\n", self.flags, self.details).into(),
-            None => Vec::new(),
-        };
+        let body = self.body_bytes();
         let mut head = format!(
             "HTTP/1.1 {} {}\r\n",
             self.status.as_str(),
@@ -452,7 +459,7 @@ impl LocalReply {
     }
 
     /// The response; `grpc` when the request was gRPC (content-type `application/grpc`).
-    pub(crate) fn into_response(self, grpc: bool) -> Response<Body> {
+    pub(crate) fn into_response(mut self, grpc: bool) -> Response<Body> {
         let mut response = Response::new(body::empty());
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
@@ -462,7 +469,7 @@ impl LocalReply {
         if let Some(decision) = header_value(&self.decision_header()) {
             headers.insert(DECISION, decision);
         }
-        if let Some(location) = self.location {
+        if let Some(location) = self.location.take() {
             headers.insert(LOCATION, location);
         }
         if grpc && self.error.is_some() {
@@ -476,13 +483,7 @@ impl LocalReply {
             }
             return response;
         }
-        let body = match self.body {
-            Some(body) => body,
-            None if self.error.is_some() => {
-                Bytes::from(format!("{}: {}\n", self.flags, self.details))
-            }
-            None => Bytes::new(),
-        };
+        let body = self.body_bytes();
         if !body.is_empty() {
             headers.insert(
                 CONTENT_TYPE,
