@@ -11,16 +11,18 @@
 //! still gets hyper's bare 400, counted as DPE.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::access_log::{AccessLogger, Record};
+use arc_swap::ArcSwap;
+
+use super::access_log::Record;
 use super::respond::{LocalReply, ResponseFlag};
-use crate::stats::TotalCounters;
+use crate::routing::RoutingTable;
+use crate::stats::DownstreamMeter;
 
 /// Why the first bytes of a connection on an `http` listener are not an HTTP request.
 pub(crate) fn not_http(bytes: &[u8]) -> String {
@@ -42,35 +44,31 @@ pub(crate) fn first_request_error(bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// What answering needs besides the connection.
-pub(crate) struct Malformed<'a> {
-    pub(crate) peer: SocketAddr,
-    pub(crate) local: SocketAddr,
-    pub(crate) totals: &'a TotalCounters,
-    pub(crate) logger: Option<Arc<AccessLogger>>,
-}
-
-impl Malformed<'_> {
-    /// Writes the explained 400 with `Connection: close`, counts and logs it, and closes.
-    pub(crate) async fn answer(self, mut stream: TcpStream, details: String) {
-        let started = Instant::now();
-        let reply = LocalReply::bad_request(details);
-        let bytes = reply.to_http1_close();
-        debug!(peer = %self.peer, details = %reply.details, "malformed request answered 400");
-        let written = stream.write_all(&bytes).await.is_ok() && stream.shutdown().await.is_ok();
-        self.totals.flag(ResponseFlag::DownstreamProtocolError);
-        if let Some(logger) = self.logger {
-            let mut record = Record::new(self.local, self.peer);
-            record.start = std::time::SystemTime::now();
-            record.status = reply.status.as_u16();
-            record.flags = reply.flags;
-            record.details = reply.log_details();
-            if written {
-                record.bytes_sent = bytes.len() as u64;
-            }
-            record.duration = started.elapsed();
-            logger.log(record);
+/// Writes the explained 400 with `Connection: close`, counts and logs it, and closes.
+pub(crate) async fn answer(
+    mut stream: TcpStream,
+    details: String,
+    (peer, local): (SocketAddr, SocketAddr),
+    table: &ArcSwap<RoutingTable>,
+    meter: &DownstreamMeter,
+) {
+    let started = Instant::now();
+    let reply = LocalReply::bad_request(details);
+    let bytes = reply.to_http1_close();
+    debug!(%peer, details = %reply.details, "malformed request answered 400");
+    let written = stream.write_all(&bytes).await.is_ok() && stream.shutdown().await.is_ok();
+    meter.totals().flag(ResponseFlag::DownstreamProtocolError);
+    if let Some(logger) = &table.load().http.access_log {
+        let mut record = Record::new(local, peer);
+        record.start = std::time::SystemTime::now();
+        record.status = reply.status.as_u16();
+        record.flags = reply.flags;
+        record.details = reply.log_details();
+        if written {
+            record.bytes_sent = bytes.len() as u64;
         }
+        record.duration = started.elapsed();
+        logger.log(record);
     }
 }
 

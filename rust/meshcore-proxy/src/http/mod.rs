@@ -180,14 +180,14 @@ pub(crate) async fn serve_connection(
         // Not HTTP on an `http` listener: an explained 400.
         Detected::Opaque | Detected::Timeout => {
             let details = malformed::not_http(&buffer);
-            reject(stream, details, (peer, local), &table, &meter).await;
+            malformed::answer(stream, details, (peer, local), &table, &meter).await;
             return;
         }
     };
     if wire == Wire::Http1
         && let Some(details) = malformed::first_request_error(&buffer)
     {
-        reject(stream, details, (peer, local), &table, &meter).await;
+        malformed::answer(stream, details, (peer, local), &table, &meter).await;
         return;
     }
     let totals: Arc<TotalCounters> = meter.totals_arc();
@@ -203,21 +203,4 @@ pub(crate) async fn serve_connection(
     });
     server::serve(Prefixed::new(buffer.freeze(), stream), wire, downstream).await;
     drop(meter);
-}
-
-/// The malformed phase: an explained 400, then close.
-async fn reject(
-    stream: TcpStream,
-    details: String,
-    (peer, local): (SocketAddr, SocketAddr),
-    table: &ArcSwap<RoutingTable>,
-    meter: &DownstreamMeter,
-) {
-    let malformed = malformed::Malformed {
-        peer,
-        local,
-        totals: meter.totals(),
-        logger: table.load().http.access_log.clone(),
-    };
-    malformed.answer(stream, details).await;
 }
