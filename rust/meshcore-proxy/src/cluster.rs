@@ -127,6 +127,11 @@ impl Cluster {
         }
     }
 
+    /// The balancer reads response times (peak EWMA); others need not measure them.
+    pub(crate) fn measures_latency(&self) -> bool {
+        matches!(self.balancer, Balancer::PeakEwma(_))
+    }
+
     /// The endpoint of an `original_dst` cluster for one original destination.
     pub(crate) fn original_dst_endpoint(&self, address: SocketAddr) -> Arc<Endpoint> {
         let mut endpoints = self.original_dst_endpoints();

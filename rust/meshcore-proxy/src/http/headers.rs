@@ -19,19 +19,35 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// Connection-specific headers (RFC 9110 §7.6.1) that never cross the proxy; HTTP/2 forbids
 /// them outright. An upgrade keeps `connection` and `upgrade`, which carry it.
 ///
-/// Most messages carry none of them: one look per name, with names that are already
-/// parsed and hashed, and nothing removed.
+/// One pass over the names finds which are present (comparing parsed names is a tag
+/// compare for the standard ones); a message that carries none costs no map lookup.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if !keep_upgrade && let Some(listed) = headers.remove(header::CONNECTION) {
-        if let Ok(listed) = listed.to_str() {
-            for name in listed.split(',') {
-                let name = name.trim();
-                if !name.is_empty() {
-                    headers.remove(name);
-                }
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(bit) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present |= 1 << bit;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    let has = |name: &HeaderName| {
+        HOP_BY_HOP
+            .iter()
+            .position(|hop| hop == name)
+            .is_some_and(|bit| present & (1 << bit) != 0)
+    };
+    if !keep_upgrade
+        && has(&header::CONNECTION)
+        && let Some(listed) = headers.remove(header::CONNECTION)
+        && let Ok(listed) = listed.to_str()
+    {
+        for name in listed.split(',') {
+            let name = name.trim();
+            if !name.is_empty() {
+                headers.remove(name);
             }
         }
-        headers.remove(header::UPGRADE);
     }
     for name in [
         KEEP_ALIVE,
@@ -40,20 +56,33 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         header::PROXY_AUTHENTICATE,
         header::PROXY_AUTHORIZATION,
     ] {
-        if headers.contains_key(&name) {
+        if has(&name) {
             headers.remove(name);
         }
     }
-    if !keep_upgrade && headers.contains_key(header::UPGRADE) {
+    if !keep_upgrade && has(&header::UPGRADE) {
         headers.remove(header::UPGRADE);
     }
     // `te: trailers` is the one TE value that may cross (gRPC needs it).
-    if let Some(te) = headers.get(header::TE)
+    if has(&header::TE)
+        && let Some(te) = headers.get(header::TE)
         && !te.as_bytes().eq_ignore_ascii_case(b"trailers")
     {
         headers.remove(header::TE);
     }
 }
+
+/// The hop-by-hop names [`remove_hop_by_hop`] looks for (at most 8: one bit each).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+];
 
 /// The client address as `x-forwarded-for` carries it; made once per connection.
 pub(crate) fn client_address(client: IpAddr) -> HeaderValue {
@@ -189,6 +218,44 @@ mod tests {
         assert!(h.get("keep-alive").is_none());
         assert_eq!(h["te"], "trailers");
         assert_eq!(h["x-kept"], "1");
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_found_in_one_pass() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "transfer-encoding",
+            "proxy-authorization",
+            "proxy-authenticate",
+            "proxy-connection",
+            "upgrade",
+        ] {
+            h.insert(HeaderName::from_static(name), "x".parse().unwrap());
+        }
+        h.insert("te", "gzip".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        let mut upgrade = h.clone();
+        upgrade.insert("connection", "upgrade".parse().unwrap());
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-kept"]
+        );
+        // An upgrade keeps what carries it.
+        remove_hop_by_hop(&mut upgrade, true);
+        let mut kept: Vec<_> = upgrade.keys().map(HeaderName::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["connection", "upgrade", "x-kept"]);
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_is_unchanged() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "a".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        let before = h.clone();
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h, before);
     }
 
     #[test]

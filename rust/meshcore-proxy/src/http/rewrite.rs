@@ -108,15 +108,17 @@ pub(crate) fn redirect_location(
 
 /// `host[:port]`, with IPv6 literals in brackets.
 pub(crate) fn split_authority(authority: &str) -> (&str, Option<u16>) {
-    if let Some(end) = authority.rfind(']') {
+    // Byte searches (memrchr), not char patterns: this runs on every request.
+    let bytes = authority.as_bytes();
+    if let Some(end) = bytes.iter().rposition(|&b| b == b']') {
         let port = authority[end + 1..]
             .strip_prefix(':')
             .and_then(|p| p.parse().ok());
         return (&authority[..=end], port);
     }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => match port.parse() {
-            Ok(port) => (host, Some(port)),
+    match bytes.iter().rposition(|&b| b == b':') {
+        Some(colon) if !bytes[..colon].contains(&b':') => match authority[colon + 1..].parse() {
+            Ok(port) => (&authority[..colon], Some(port)),
             Err(_) => (authority, None),
         },
         _ => (authority, None),
@@ -189,5 +191,8 @@ mod tests {
         assert_eq!(split_authority("a"), ("a", None));
         assert_eq!(split_authority("[::1]:8080"), ("[::1]", Some(8080)));
         assert_eq!(split_authority("[::1]"), ("[::1]", None));
+        assert_eq!(split_authority("a:x"), ("a:x", None));
+        assert_eq!(split_authority("::1"), ("::1", None));
+        assert_eq!(split_authority("a:99999"), ("a:99999", None));
     }
 }

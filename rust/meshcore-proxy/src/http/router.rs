@@ -269,15 +269,27 @@ impl RouteTable {
 
     /// The virtual host for an authority (case-insensitive).
     pub(crate) fn host(&self, authority: &str) -> Option<&VirtualHost> {
-        let authority = authority.to_ascii_lowercase();
-        let (host, _) = split_authority(&authority);
-        let index = self
-            .exact
-            .get(authority.as_str())
-            .or_else(|| self.exact.get(host))
-            .copied()
+        // Most clients send the authority in lower case already: no copy then.
+        let lowered;
+        let authority = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = authority.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            authority
+        };
+        let (host, _) = split_authority(authority);
+        let exact = || {
+            if self.exact.is_empty() {
+                return None;
+            }
+            self.exact
+                .get(authority)
+                .or_else(|| self.exact.get(host))
+                .copied()
+        };
+        let index = exact()
             .or_else(|| {
-                [authority.as_str(), host].iter().find_map(|name| {
+                [authority, host].iter().find_map(|name| {
                     self.suffixes
                         .iter()
                         .find(|(suffix, _)| {

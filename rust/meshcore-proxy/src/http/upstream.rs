@@ -448,7 +448,9 @@ async fn try_once(
         let in_flight = endpoint.load.start();
         match lease.send(request).await {
             Ok(response) => {
-                in_flight.responded();
+                if cluster.measures_latency() {
+                    in_flight.responded();
+                }
                 return Ok(Answer {
                     response,
                     lease,
