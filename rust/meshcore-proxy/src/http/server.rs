@@ -163,7 +163,9 @@ impl Supervision<'_> {
             }
         };
         let stop = async {
+            // Biased: no random branch order to draw on every poll of the connection.
             tokio::select! {
+                biased;
                 idle = idle => idle,
                 () = self.draining.cancelled() => false,
             }
