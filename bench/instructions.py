@@ -1,6 +1,7 @@
 """Instructions per request (callgrind) and where the time goes (perf, else callgrind).
 
-Callgrind runs the proxy process itself (the `meshcore sidecar` process, or the relay) with
+Callgrind runs the proxy process itself (the `meshcore sidecar` process, the relay, or
+nginx (no master process) and haproxy, the L7 peers, in the same run) with
 instrumentation off through start-up and warm-up, switches it on for exactly N keep-alive
 requests (fortio ``-n N -c 1``), switches it off and stops the process; the instruction count
 of that window divided by N is one hop's instructions per request, a number that moves only
@@ -56,6 +57,12 @@ def _callgrind_one(lab: Lab, name: str, requests: int, work: Path) -> dict[str, 
     if name == "relay":
         argv = [*vg, str(RELAY), "1", f"127.0.0.1:{port}=127.0.0.1:{lab.up_port}"]
         protocol = "tcp"
+    elif name == "nginx":
+        argv = [*vg, *lab.nginx_argv(port, free_port(), master=False)]
+        protocol = "http"
+    elif name == "haproxy":
+        argv = [*vg, *lab.haproxy_argv(port, free_port())]
+        protocol = "http"
     else:
         protocol = "http" if name == "meshcore-http" else "tcp"
         snap = d / "snapshot.json"
@@ -132,11 +139,15 @@ def annotate(out: Path, limit: int = 30) -> list[dict[str, Any]]:
     return rows[:limit]
 
 
+# The floor, meshcore's two hops, and the L7 peers in the same run.
+CALLGRIND_SYSTEMS = ("relay", "meshcore-tcp", "meshcore-http", "nginx", "haproxy")
+
+
 def callgrind_suite(lab: Lab, requests: int, work: Path) -> dict[str, Any]:
     if shutil.which("valgrind") is None:
         raise RuntimeError("valgrind is missing (apt-get install valgrind)")
     systems: dict[str, Any] = {}
-    for name in ("relay", "meshcore-tcp", "meshcore-http"):
+    for name in CALLGRIND_SYSTEMS:
         systems[name] = _callgrind_one(lab, name, requests, work)
         print(
             f"  [callgrind] {name:14s} {systems[name]['instructions_per_request']:,.0f} "
@@ -144,8 +155,13 @@ def callgrind_suite(lab: Lab, requests: int, work: Path) -> dict[str, Any]:
             flush=True,
         )
     floor = systems["relay"]["instructions_per_request"]
+    l7 = systems["meshcore-http"]["instructions_per_request"]
     for s in systems.values():
         s["vs_relay"] = s["instructions_per_request"] / floor if floor else None
+    # The L7 peers, as meshcore-http's instructions over theirs.
+    for peer in ("nginx", "haproxy"):
+        theirs = systems[peer]["instructions_per_request"]
+        systems["meshcore-http"][f"vs_{peer}"] = l7 / theirs if theirs else None
     return {"systems": systems, "client": "fortio -c 1 -qps 0 -n N (one keep-alive connection)"}
 
 

@@ -199,10 +199,12 @@ class System:
     note: str = ""
 
 
-def _nginx_common(work: Path, workers: int = 1) -> str:
+def _nginx_common(work: Path, workers: int = 1, master: bool = True) -> str:
     for d in ("cb", "px", "fc", "uw", "sc"):
         (work / d).mkdir(exist_ok=True)
-    return f"""
+    # Without a master the worker is the started process itself (callgrind counts it).
+    single = "" if master else "master_process off;\n"
+    return f"""{single}
 worker_processes {workers};
 worker_rlimit_nofile {nofile()};
 daemon off;
@@ -412,12 +414,19 @@ class Lab:
         )
 
     def _nginx(self) -> System:
+        port, h2 = free_port(), free_port()
+        argv = self.nginx_argv(port, h2)
+        proc = self.procs.start(argv, self.proxy_cpus, self.work / "nginx-proxy" / "log")
+        wait_port(port, proc)
+        return System("nginx", port, h2, [proc.pid], [proc])
+
+    def nginx_argv(self, port: int, h2: int, master: bool = True) -> list[str]:
+        """Writes the nginx proxy's config (one worker) and returns its command line."""
         d = self.work / "nginx-proxy"
         d.mkdir(exist_ok=True)
-        port, h2 = free_port(), free_port()
         conf = d / "nginx.conf"
         conf.write_text(
-            _nginx_common(d)
+            _nginx_common(d, master=master)
             + "http {\n"
             + _nginx_http_common(d)
             + f"""
@@ -436,16 +445,19 @@ class Lab:
 }}
 """
         )
-        proc = self.procs.start(
-            ["nginx", "-p", str(d), "-c", str(conf), "-e", "stderr"], self.proxy_cpus, d / "log"
-        )
-        wait_port(port, proc)
-        return System("nginx", port, h2, [proc.pid], [proc])
+        return ["nginx", "-p", str(d), "-c", str(conf), "-e", "stderr"]
 
     def _haproxy(self) -> System:
+        port, h2 = free_port(), free_port()
+        argv = self.haproxy_argv(port, h2)
+        proc = self.procs.start(argv, self.proxy_cpus, self.work / "haproxy" / "log")
+        wait_port(port, proc)
+        return System("haproxy", port, h2, [proc.pid], [proc])
+
+    def haproxy_argv(self, port: int, h2: int) -> list[str]:
+        """Writes haproxy's config (one thread, foreground) and returns its command line."""
         d = self.work / "haproxy"
         d.mkdir(exist_ok=True)
-        port, h2 = free_port(), free_port()
         conf = d / "haproxy.cfg"
         conf.write_text(
             f"""
@@ -468,9 +480,7 @@ backend up
   server s1 127.0.0.1:{self.up_port}
 """
         )
-        proc = self.procs.start(["haproxy", "-f", str(conf), "-db"], self.proxy_cpus, d / "log")
-        wait_port(port, proc)
-        return System("haproxy", port, h2, [proc.pid], [proc])
+        return ["haproxy", "-f", str(conf), "-db"]
 
 
 def tool(name: str) -> str:

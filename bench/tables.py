@@ -177,9 +177,16 @@ def _callgrind(payload: dict[str, Any]) -> str:
         ]
         for system, s in payload["systems"].items()
     ]
+    http = payload["systems"].get("meshcore-http", {})
+    peers = [
+        f"×{http[f'vs_{peer}']:.2f} {peer}'s"
+        for peer in ("nginx", "haproxy")
+        if http.get(f"vs_{peer}") is not None
+    ]
+    ratio = f"; meshcore-http runs {' and '.join(peers)}" if peers else ""
     return (
         f"**Instructions per request** (callgrind, one hop, {payload['params']['requests']:,} "
-        "keep-alive requests, start-up and warm-up excluded)\n\n"
+        f"keep-alive requests, start-up and warm-up excluded{ratio})\n\n"
         + table(["system", "listener", "instructions/request", "vs relay"], rows)
     )
 
