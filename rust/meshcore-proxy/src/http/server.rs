@@ -102,9 +102,15 @@ pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>)
             // per request: an eventfd write to wake the driver). What ends a connection
             // that sends no complete request is the idle timeout below, as in Envoy (whose
             // request_headers_timeout is off by default).
+            //
+            // Flattened writes: a response head and a small body go out as one buffer
+            // (one copy of the body) rather than hyper's vectored queue, which costs more
+            // to build than the copy for the bodies a mesh mostly carries (callgrind:
+            // about 400 instructions per request fewer at 1 KB).
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(None)
+                .writev(false)
                 .preserve_header_case(settings.preserve_header_case)
                 .max_buf_size(settings.parser_buffer())
                 .max_headers(settings.parser_headers());
