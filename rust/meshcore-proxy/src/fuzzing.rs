@@ -1,5 +1,6 @@
 //! Entry points for the fuzz targets (`fuzz/fuzz_targets/http1_request.rs`,
-//! `route_match.rs`); built only with the `fuzzing` feature. Each must never panic.
+//! `route_match.rs`, `http1_response.rs`); built only with the `fuzzing` feature. Each must
+//! never panic.
 
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
@@ -7,6 +8,12 @@ use meshcore_snapshot::{Redirect, RegexRewrite, Rewrite, RouteMatch, StringMatch
 
 use crate::http::matcher::{RequestMatch, RequestView, StrMatch};
 use crate::http::rewrite::{PathRewrite, redirect_location, split_authority};
+
+/// Parses arbitrary bytes as an upstream's HTTP/1 response head and decodes its body
+/// (content-length, chunked with trailers, or to the close) as the own client does.
+pub fn http1_response(data: &[u8]) {
+    crate::http::decode_response(data);
+}
 
 /// Detects the protocol of arbitrary first bytes, builds the malformed phase's 400 when
 /// they would get one, parses them as an HTTP/1 request head

@@ -25,6 +25,7 @@
 //!    │                               destination; not redirected: an http_proxy
 //!    │                               listener's absolute-form authority, else 503 UH
 //!  upstream request http/pool.rs     pooled HTTP/1 or multiplexed HTTP/2 connection
+//!    │              http/h1_client.rs  HTTP/1 written and read in the request's task
 //!    │              http/upstream.rs per-try timeout, retries, route timeout
 //!    │                               (connect → UF, reset → UC, timeout → UT, full → UO)
 //!  response         http/upstream.rs response header edits; upgrades spliced (tunnel.rs)
@@ -40,6 +41,7 @@
 pub(crate) mod access_log;
 pub(crate) mod body;
 mod detect;
+mod h1_client;
 pub(crate) mod headers;
 mod malformed;
 pub(crate) mod matcher;
@@ -85,6 +87,12 @@ pub(crate) fn malformed_reply(bytes: &[u8]) -> Option<Vec<u8>> {
         _ => malformed::first_request_error(bytes),
     }?;
     Some(respond::LocalReply::bad_request(details).to_http1_close())
+}
+
+/// The own HTTP/1 client's response parsing and body decoding, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_response(bytes: &[u8]) {
+    h1_client::decode_response(bytes);
 }
 
 /// The snapshot's proxy-wide HTTP settings, compiled.

@@ -4,13 +4,17 @@
 //! - HTTP/1: a connection carries one request at a time; it goes back to the idle list
 //!   when its response body has been read to the end (a body dropped midway leaves the
 //!   connection in an unknown state, so it is closed). Checkout takes the most recently
-//!   used idle connection (warm, and lets the others reach their idle timeout).
+//!   used idle connection (warm, and lets the others reach their idle timeout). Pooled
+//!   HTTP/1 connections use meshcore's own client ([`super::h1_client`]), which runs in
+//!   the request's task; hyper's (a task per connection) serves upgrades, which need its
+//!   upgrade machinery, and clusters that preserve header case, which need its case map.
 //! - HTTP/2: requests share a connection up to `http2_max_concurrent_streams`; a new
 //!   connection opens when every open one is full.
 //! - `max_requests_per_connection` retires a connection after that many requests;
 //!   `idle_timeout` closes connections idle that long (HTTP/2: with no stream): a reaper
 //!   task runs while the pool has idle connections, so the upstream sees them close
-//!   whether or not the pool is used again;
+//!   whether or not the pool is used again; it also drops, every [`SWEEP`], idle HTTP/1
+//!   connections the upstream has closed (nobody reads those in between);
 //!   `max_connections` caps the endpoint's connections: a request that finds none free
 //!   waits up to the connect timeout for one, then fails as overflow (Envoy's `UO`).
 //!
@@ -34,9 +38,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::Body;
+use super::body::{self, Body};
+use super::h1_client::{Framing, H1Connection, H1Error, ResponseHead};
 use crate::stats::{ClusterCounters, TotalCounters, UpstreamMeter};
 use crate::worker;
+
+/// How often the reaper looks for idle HTTP/1 connections the upstream has closed.
+const SWEEP: Duration = Duration::from_secs(5);
 
 /// What the pool speaks to the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +94,8 @@ pub(crate) enum PoolError {
 pub(crate) struct EndpointPool {
     address: SocketAddr,
     state: Mutex<State>,
+    /// Connections open or being opened (raised under `state`'s lock, lowered anywhere).
+    open: AtomicU32,
     /// Woken when a connection goes idle, frees a stream or closes.
     available: Notify,
 }
@@ -94,8 +104,6 @@ pub(crate) struct EndpointPool {
 struct State {
     idle: Vec<IdleConnection>,
     multiplexed: Vec<Multiplexed>,
-    /// Connections open or being opened.
-    open: u32,
     /// A reaper task is scheduled.
     reaping: bool,
     /// The idle timeout of the last release, for the reaper.
@@ -104,11 +112,29 @@ struct State {
 
 #[derive(Debug)]
 struct IdleConnection {
-    sender: http1::SendRequest<Body>,
+    connection: Idle1,
     served: u32,
     since: Instant,
     /// The worker running the connection's task.
     worker: usize,
+}
+
+/// An idle HTTP/1 connection: meshcore's own client, or hyper's.
+#[derive(Debug)]
+enum Idle1 {
+    Direct(Box<H1Connection>),
+    Hyper(http1::SendRequest<Body>),
+}
+
+impl Idle1 {
+    /// Known closed, without waiting: hyper's task has seen the close; the own client
+    /// looks at its socket.
+    fn closed(&mut self) -> bool {
+        match self {
+            Self::Direct(connection) => connection.closed_while_idle(),
+            Self::Hyper(sender) => sender.is_closed(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -143,19 +169,31 @@ pub(crate) struct Lease {
 
 #[derive(Debug)]
 enum Sender {
+    /// meshcore's own HTTP/1 client: the request's task does the I/O.
+    Direct(Box<H1Connection>),
     Http1(http1::SendRequest<Body>),
     Http2(http2::SendRequest<Body>, Arc<Streams>),
 }
 
-/// A request the connection never sent, handed back so it can go out on another one.
+/// A request the connection never sent, handed back so it can go out on another one;
+/// with hyper's error, or `None` when the own client found the connection closed.
 #[derive(Debug)]
-pub(crate) struct NotSent(pub(crate) Request<Body>, pub(crate) hyper::Error);
+pub(crate) struct NotSent(pub(crate) Request<Body>, pub(crate) Option<hyper::Error>);
+
+/// What a sent request got back: hyper's response, or the own client's response head
+/// (its body is read from the lease's connection, [`Lease::direct_body`]).
+#[derive(Debug)]
+pub(crate) enum Received {
+    Hyper(Incoming),
+    Direct { framing: Framing, keep_alive: bool },
+}
 
 impl EndpointPool {
     pub(crate) fn new(address: SocketAddr) -> Self {
         Self {
             address,
             state: Mutex::new(State::default()),
+            open: AtomicU32::new(0),
             available: Notify::new(),
         }
     }
@@ -181,8 +219,9 @@ impl EndpointPool {
                 if let Some(lease) = self.take_free(&mut state, wire, settings) {
                     return Ok(lease);
                 }
-                if settings.max_connections == 0 || state.open < settings.max_connections {
-                    state.open += 1;
+                let open = self.open.load(Ordering::Acquire);
+                if settings.max_connections == 0 || open < settings.max_connections {
+                    self.open.fetch_add(1, Ordering::AcqRel);
                     break;
                 }
                 notified.as_mut().enable();
@@ -200,7 +239,7 @@ impl EndpointPool {
         settings: &PoolSettings,
         meters: &Meters,
     ) -> Result<Lease, PoolError> {
-        self.state().open += 1;
+        self.open.fetch_add(1, Ordering::AcqRel);
         self.open(Wire::Http1, settings, meters, false).await
     }
 
@@ -214,19 +253,24 @@ impl EndpointPool {
         let expired = |since: Instant| settings.idle_timeout.is_some_and(|t| now - since >= t);
         let here = worker::current();
         // At the connection limit no new one can open here: another worker's will do.
-        let any_worker = settings.max_connections != 0 && state.open >= settings.max_connections;
+        let any_worker = settings.max_connections != 0
+            && self.open.load(Ordering::Acquire) >= settings.max_connections;
         let usable = |worker: usize| any_worker || worker == here;
         match wire {
             Wire::Http1 => {
                 // Most recently used first; with one worker that is always the last one.
                 while let Some(position) = state.idle.iter().rposition(|c| usable(c.worker)) {
-                    let idle = state.idle.remove(position);
-                    if idle.sender.is_closed() || expired(idle.since) {
+                    let mut idle = state.idle.remove(position);
+                    if expired(idle.since) || idle.connection.closed() {
                         continue;
                     }
+                    let sender = match idle.connection {
+                        Idle1::Direct(connection) => Sender::Direct(connection),
+                        Idle1::Hyper(sender) => Sender::Http1(sender),
+                    };
                     return Some(Lease {
                         pool: Arc::clone(self),
-                        sender: Some(Sender::Http1(idle.sender)),
+                        sender: Some(sender),
                         served: idle.served + 1,
                         max_requests: settings.max_requests_per_connection,
                         idle_timeout: settings.idle_timeout,
@@ -291,6 +335,20 @@ impl EndpointPool {
         }
     }
 
+    /// The lease of a connection just opened for this request, on this worker.
+    fn fresh(self: &Arc<Self>, sender: Sender, settings: &PoolSettings, pooled: bool) -> Lease {
+        Lease {
+            pool: Arc::clone(self),
+            sender: Some(sender),
+            served: 1,
+            max_requests: settings.max_requests_per_connection,
+            idle_timeout: settings.idle_timeout,
+            reused: false,
+            pooled,
+            worker: worker::current(),
+        }
+    }
+
     /// Opens a connection; `open` was already counted by the caller.
     async fn open(
         self: &Arc<Self>,
@@ -299,9 +357,7 @@ impl EndpointPool {
         meters: &Meters,
         pooled: bool,
     ) -> Result<Lease, PoolError> {
-        let closed = Closed {
-            pool: Arc::clone(self),
-        };
+        let closed = Closed(Arc::clone(self));
         let stream =
             match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(self.address))
                 .await
@@ -316,9 +372,13 @@ impl EndpointPool {
         if let Err(e) = stream.set_nodelay(true) {
             debug!(endpoint = %self.address, error = %e, "cannot set TCP_NODELAY");
         }
-        let io = TokioIo::new(stream);
         let meter = UpstreamMeter::open(Arc::clone(&meters.cluster), Arc::clone(&meters.totals));
         let address = self.address;
+        if wire == Wire::Http1 && pooled && !settings.preserve_header_case {
+            let connection = H1Connection::new(stream, address, meter, closed);
+            return Ok(self.fresh(Sender::Direct(Box::new(connection)), settings, pooled));
+        }
+        let io = TokioIo::new(stream);
         match wire {
             Wire::Http1 => {
                 let (sender, connection) = http1::Builder::new()
@@ -332,16 +392,7 @@ impl EndpointPool {
                     }
                     drop((meter, closed));
                 });
-                Ok(Lease {
-                    pool: Arc::clone(self),
-                    sender: Some(Sender::Http1(sender)),
-                    served: 1,
-                    max_requests: settings.max_requests_per_connection,
-                    idle_timeout: settings.idle_timeout,
-                    reused: false,
-                    pooled,
-                    worker: worker::current(),
-                })
+                Ok(self.fresh(Sender::Http1(sender), settings, pooled))
             }
             Wire::Http2 => {
                 let (sender, connection) = http2::Builder::new(TokioExecutor::new())
@@ -377,13 +428,11 @@ impl EndpointPool {
 }
 
 impl EndpointPool {
-    /// Makes sure a reaper will close idle connections once `idle_timeout` passes.
+    /// Makes sure a reaper will close idle connections once `idle_timeout` passes, and
+    /// drop those the upstream closes meanwhile.
     fn reap_later(self: &Arc<Self>, idle_timeout: Option<Duration>) {
-        let Some(timeout) = idle_timeout else {
-            return;
-        };
         let mut state = self.state();
-        state.idle_timeout = Some(timeout);
+        state.idle_timeout = idle_timeout;
         if state.reaping {
             return;
         }
@@ -393,7 +442,8 @@ impl EndpointPool {
         };
         state.reaping = true;
         drop(state);
-        runtime.spawn(Arc::clone(self).reap(Instant::now() + timeout));
+        let first = Instant::now() + idle_timeout.map_or(SWEEP, |t| t.min(SWEEP));
+        runtime.spawn(Arc::clone(self).reap(first));
     }
 
     /// Closes idle connections as they expire; ends when none is left idle.
@@ -402,18 +452,16 @@ impl EndpointPool {
         loop {
             tokio::time::sleep_until(next).await;
             let mut state = self.state();
-            let Some(timeout) = state.idle_timeout else {
-                state.reaping = false;
-                return;
-            };
+            let timeout = state.idle_timeout;
             let now = Instant::now();
-            // Dropping a connection's last sender closes it.
+            let expired = |since: Instant| timeout.is_some_and(|t| now - since >= t);
+            // Dropping a connection (an HTTP/2 one's last sender) closes it.
             state
                 .idle
-                .retain(|c| !c.sender.is_closed() && now - c.since < timeout);
+                .retain_mut(|c| !expired(c.since) && !c.connection.closed());
             state.multiplexed.retain(|c| {
                 let idle = c.streams.active.load(Ordering::Relaxed) == 0;
-                !(c.sender.is_closed() || idle && now - *lock(&c.streams.idle_since) >= timeout)
+                !(c.sender.is_closed() || idle && expired(*lock(&c.streams.idle_since)))
             });
             let idle_since = state.idle.iter().map(|c| c.since).chain(
                 state
@@ -422,8 +470,11 @@ impl EndpointPool {
                     .filter(|c| c.streams.active.load(Ordering::Relaxed) == 0)
                     .map(|c| *lock(&c.streams.idle_since)),
             );
-            match idle_since.min() {
-                Some(oldest) => next = oldest + timeout,
+            // HTTP/1 idle connections are looked at every SWEEP; all expire on time.
+            let sweep = (!state.idle.is_empty()).then_some(now + SWEEP);
+            let expiry = timeout.and_then(|t| idle_since.min().map(|oldest| oldest + t));
+            match expiry.into_iter().chain(sweep).min() {
+                Some(at) => next = at,
                 None => {
                     // Busy connections schedule a reaper again when they go idle.
                     state.reaping = false;
@@ -434,17 +485,16 @@ impl EndpointPool {
     }
 }
 
-/// Counts a connection closed when its task ends (or its open failed), and wakes a waiter.
-struct Closed {
-    pool: Arc<EndpointPool>,
-}
+/// Counts a connection closed when it ends (or its open failed), and wakes a waiter.
+pub(crate) struct Closed(Arc<EndpointPool>);
 
 impl Drop for Closed {
     fn drop(&mut self) {
-        let mut state = self.pool.state();
-        state.open = state.open.saturating_sub(1);
-        drop(state);
-        self.pool.available.notify_one();
+        let pool = &self.0;
+        // Not under the state lock: a connection can end while the lock is held to look
+        // at it (the reaper, a checkout).
+        pool.open.fetch_sub(1, Ordering::AcqRel);
+        pool.available.notify_one();
     }
 }
 
@@ -454,32 +504,52 @@ impl Lease {
     pub(crate) async fn send(
         &mut self,
         request: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<Response<Received>, SendError> {
         match self.sender.as_mut() {
+            Some(Sender::Direct(connection)) => {
+                if self.reused && connection.closed_while_idle() {
+                    return Err(SendError::NotSent(Box::new(NotSent(request, None))));
+                }
+                let (parts, body) = request.into_parts();
+                let ResponseHead {
+                    response,
+                    framing,
+                    keep_alive,
+                } = connection
+                    .send(&parts, body)
+                    .await
+                    .map_err(SendError::Direct)?;
+                Ok(response.map(|()| Received::Direct {
+                    framing,
+                    keep_alive,
+                }))
+            }
             Some(Sender::Http1(sender)) => {
                 if let Err(e) = sender.ready().await {
-                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+                    return Err(SendError::NotSent(Box::new(NotSent(request, Some(e)))));
                 }
                 sender
                     .try_send_request(request)
                     .await
+                    .map(|response| response.map(Received::Hyper))
                     .map_err(|mut e| match e.take_message() {
                         Some(request) => {
-                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
+                            SendError::NotSent(Box::new(NotSent(request, Some(e.into_error()))))
                         }
                         None => SendError::Failed(e.into_error()),
                     })
             }
             Some(Sender::Http2(sender, _)) => {
                 if let Err(e) = sender.ready().await {
-                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+                    return Err(SendError::NotSent(Box::new(NotSent(request, Some(e)))));
                 }
                 sender
                     .try_send_request(request)
                     .await
+                    .map(|response| response.map(Received::Hyper))
                     .map_err(|mut e| match e.take_message() {
                         Some(request) => {
-                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
+                            SendError::NotSent(Box::new(NotSent(request, Some(e.into_error()))))
                         }
                         None => SendError::Failed(e.into_error()),
                     })
@@ -492,30 +562,45 @@ impl Lease {
     /// to the end) and it has requests left, else it is closed.
     pub(crate) fn release(mut self, reusable: bool) {
         let pool = Arc::clone(&self.pool);
-        match self.sender.take() {
-            Some(Sender::Http1(sender)) => {
-                let keep = reusable
-                    && self.pooled
-                    && !sender.is_closed()
-                    && (self.max_requests == 0 || self.served < self.max_requests);
-                if keep {
-                    pool.state().idle.push(IdleConnection {
-                        sender,
-                        served: self.served,
-                        since: Instant::now(),
-                        worker: self.worker,
-                    });
-                    pool.available.notify_one();
-                    pool.reap_later(self.idle_timeout);
-                }
+        let keep =
+            reusable && self.pooled && (self.max_requests == 0 || self.served < self.max_requests);
+        let idle = match self.sender.take() {
+            Some(Sender::Direct(connection)) if keep => Some(Idle1::Direct(connection)),
+            Some(Sender::Http1(sender)) if keep && !sender.is_closed() => {
+                Some(Idle1::Hyper(sender))
             }
             Some(Sender::Http2(_, streams)) => {
                 release_stream(&streams);
                 pool.available.notify_one();
                 pool.reap_later(self.idle_timeout);
+                None
             }
-            None => {}
+            _ => None,
+        };
+        if let Some(connection) = idle {
+            pool.state().idle.push(IdleConnection {
+                connection,
+                served: self.served,
+                since: Instant::now(),
+                worker: self.worker,
+            });
+            pool.available.notify_one();
+            pool.reap_later(self.idle_timeout);
         }
+    }
+
+    /// The body of a response the own client received: read from this lease's connection,
+    /// which goes back to the pool when the body has been read to its end.
+    pub(crate) fn direct_body(mut self, framing: Framing, keep_alive: bool) -> Body {
+        let Some(Sender::Direct(connection)) = self.sender.take() else {
+            return body::empty();
+        };
+        let body =
+            super::h1_client::H1Body::new(connection, framing, keep_alive, move |c, reusable| {
+                self.sender = Some(Sender::Direct(c));
+                self.release(reusable);
+            });
+        http_body_util::BodyExt::boxed_unsync(body)
     }
 }
 
@@ -532,8 +617,8 @@ impl Lease {
                 release_stream(&streams);
                 self.pool.available.notify_one();
             }
-            // An HTTP/1 connection not released is closed when its sender drops.
-            Some(Sender::Http1(_)) | None => {}
+            // An HTTP/1 connection not released is closed when it drops.
+            Some(Sender::Direct(_) | Sender::Http1(_)) | None => {}
         }
     }
 }
@@ -563,6 +648,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Why a request on a leased connection failed.
 #[derive(Debug)]
 pub(crate) enum SendError {
+    /// The own HTTP/1 client's exchange failed.
+    Direct(H1Error),
     /// The request never left; it can be sent elsewhere.
     NotSent(Box<NotSent>),
     /// Sent (at least partly), then the connection or stream failed.

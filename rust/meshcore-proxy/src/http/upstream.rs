@@ -30,8 +30,9 @@ use tracing::debug;
 
 use super::access_log::Record;
 use super::body::{self, Body};
+use super::h1_client::H1Error;
 use super::headers::{add_forwarding, remove_hop_by_hop};
-use super::pool::{Lease, Meters, PoolError, SendError, Wire};
+use super::pool::{Lease, Meters, PoolError, Received, SendError, Wire};
 use super::respond::{Decision, LocalReply, ResponseFlag};
 use super::router::{Forward, Retries, Route, Target};
 use super::server::Downstream;
@@ -57,6 +58,8 @@ enum Failure {
     Reset(hyper::Error),
     RefusedStream(hyper::Error),
     Protocol(hyper::Error),
+    /// The own HTTP/1 client's exchange failed.
+    Direct(H1Error),
     Timeout(Duration),
 }
 
@@ -68,7 +71,9 @@ impl Failure {
             Self::Pool(_) => {
                 retries.on_connect_failure || retries.on_5xx || retries.on_gateway_error
             }
-            Self::Reset(_) | Self::Protocol(_) => retries.on_reset || retries.on_5xx,
+            Self::Reset(_) | Self::Protocol(_) | Self::Direct(_) => {
+                retries.on_reset || retries.on_5xx
+            }
             Self::RefusedStream(_) => retries.on_refused_stream || retries.on_5xx,
             Self::Timeout(_) => retries.on_5xx || retries.on_gateway_error,
         }
@@ -105,6 +110,11 @@ impl Failure {
             Self::Protocol(e) => {
                 LocalReply::upstream_protocol_error(format!("bad upstream response: {e}"), decision)
             }
+            Self::Direct(H1Error::Protocol(why)) => LocalReply::upstream_protocol_error(
+                format!("bad upstream response: {why}"),
+                decision,
+            ),
+            Self::Direct(e) => LocalReply::upstream_reset(format!("upstream reset: {e}"), decision),
             Self::Timeout(after) => {
                 LocalReply::timeout(format!("per-try timeout after {after:?}"), decision)
             }
@@ -369,7 +379,7 @@ pub(crate) async fn forward(
 
 /// A response from one try, with what has to be let go when its body ends.
 struct Answer {
-    response: Response<Incoming>,
+    response: Response<Received>,
     lease: Lease,
     in_flight: crate::balancer::load::InFlight,
 }
@@ -408,7 +418,7 @@ impl Answer {
             route.response_headers.apply(&mut parts.headers);
             return Response::from_parts(parts, body::empty());
         }
-        let (mut parts, incoming) = response.into_parts();
+        let (mut parts, received) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers, false);
         target.response_headers.apply(&mut parts.headers);
         route.response_headers.apply(&mut parts.headers);
@@ -417,8 +427,19 @@ impl Answer {
         }
         let counters = Arc::clone(&downstream.totals);
         let cluster = Arc::clone(&target.cluster.counters);
-        let body = body::watch(body::from_incoming(incoming), move |end| {
-            lease.release(end.completed);
+        // The own client's body gives its connection back itself; hyper's is given back
+        // when its body ends.
+        let (received, lease) = match received {
+            Received::Hyper(incoming) => (body::from_incoming(incoming), Some(lease)),
+            Received::Direct {
+                framing,
+                keep_alive,
+            } => (lease.direct_body(framing, keep_alive), None),
+        };
+        let body = body::watch(received, move |end| {
+            if let Some(lease) = lease {
+                lease.release(end.completed);
+            }
             drop(in_flight);
             counters.add_bytes_downstream(end.bytes);
             cluster.add_bytes_downstream(end.bytes);
@@ -458,16 +479,21 @@ async fn try_once(
                 });
             }
             Err(SendError::NotSent(not_sent)) if lease.reused => {
-                debug!(endpoint = %endpoint.address, error = %not_sent.1, "pooled connection closed; sending again");
-                if beyond_go_away(&not_sent.1) {
+                debug!(endpoint = %endpoint.address, error = ?not_sent.1, "pooled connection closed; sending again");
+                if not_sent.1.as_ref().is_some_and(beyond_go_away) {
                     lease.retire();
                 } else {
                     lease.release(false);
                 }
                 request = not_sent.0;
             }
-            Err(SendError::NotSent(not_sent)) => return Err(failed(lease, not_sent.1)),
+            Err(SendError::NotSent(not_sent)) => match not_sent.1 {
+                Some(e) => return Err(failed(lease, e)),
+                // Only a reused connection is looked at before sending.
+                None => return Err(Failure::Pool(PoolError::Refused(endpoint.address))),
+            },
             Err(SendError::Failed(e)) => return Err(failed(lease, e)),
+            Err(SendError::Direct(e)) => return Err(Failure::Direct(e)),
             Err(SendError::Closed) => {
                 return Err(Failure::NoEndpoint);
             }

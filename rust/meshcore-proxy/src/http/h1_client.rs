@@ -1,0 +1,861 @@
+//! HTTP/1.1 to an upstream without a connection task: the request's own task writes the
+//! request head and body and reads the response, as pingora does.
+//!
+//! hyper's client splits a connection into a handle and a spawned connection task, so each
+//! request crosses tasks several times (request in, response head out, body chunks handed
+//! over), each a wake-up, a task poll and a pass of hyper's dispatcher; driving that task
+//! from the request's task instead was measured slower (bench/README.md, session 3). This
+//! client does the exchange inline: one buffer for the head, httparse for the response,
+//! and a body ([`H1Body`]) that reads the connection directly and gives it back to the pool
+//! once the response is framed to its end.
+//!
+//! Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304; `transfer-encoding`
+//! ending in `chunked` is decoded (trailers kept), another `transfer-encoding` or neither
+//! header means the body runs to the connection's close; `content-length` otherwise.
+//! A connection is reused only after a complete, length- or chunk-framed HTTP/1.1 response
+//! without `connection: close`.
+//!
+//! The request body is written before the response is read. When the upstream answers
+//! early and closes (a 413, say), the write fails and the response already received is
+//! still read and returned; the connection is not reused.
+
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Response, StatusCode, Version};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::body::{Body, BoxError};
+use super::pool::Closed;
+use crate::stats::UpstreamMeter;
+
+/// The largest response head read (status line and headers).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most response headers parsed.
+const MAX_HEADERS: usize = 128;
+/// How much is read from the upstream at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum H1Error {
+    /// Nothing of the request was written: it can go out on another connection.
+    #[error("connection closed before the request was written: {0}")]
+    NotWritten(std::io::Error),
+    #[error("upstream connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("upstream closed the connection before a complete response head")]
+    ClosedBeforeResponse,
+    #[error("bad upstream response: {0}")]
+    Protocol(String),
+    #[error("request body failed: {0}")]
+    RequestBody(BoxError),
+}
+
+/// One pooled upstream HTTP/1.1 connection.
+pub(crate) struct H1Connection {
+    stream: TcpStream,
+    /// Bytes read and not yet consumed (the rest of a response).
+    buffer: BytesMut,
+    /// The request head is encoded here; kept for the next request.
+    head: Vec<u8>,
+    endpoint: SocketAddr,
+    _meter: UpstreamMeter,
+    /// Dropped with the connection: the pool's open count goes down.
+    _closed: Closed,
+}
+
+impl std::fmt::Debug for H1Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Connection")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// To the connection's close.
+    Close,
+}
+
+/// A response head read from the upstream, and how its body follows.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) response: Response<()>,
+    pub(crate) framing: Framing,
+    /// The connection can carry another request once the body is read to its end.
+    pub(crate) keep_alive: bool,
+}
+
+impl H1Connection {
+    pub(crate) fn new(
+        stream: TcpStream,
+        endpoint: SocketAddr,
+        meter: UpstreamMeter,
+        closed: Closed,
+    ) -> Self {
+        Self {
+            stream,
+            buffer: BytesMut::new(),
+            head: Vec::new(),
+            endpoint,
+            _meter: meter,
+            _closed: closed,
+        }
+    }
+
+    /// Whether the upstream closed the connection (or sent bytes nobody asked for) while it
+    /// sat idle. A system call only when the socket was reported readable since the last
+    /// read came up empty.
+    pub(crate) fn closed_while_idle(&mut self) -> bool {
+        if !self.buffer.is_empty() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Ok(_) | Err(_) => true,
+        }
+    }
+
+    /// Writes the request (head, then body) and reads the response head.
+    pub(crate) async fn send(
+        &mut self,
+        parts: &http::request::Parts,
+        mut body: Body,
+    ) -> Result<ResponseHead, H1Error> {
+        let length = body.size_hint().exact();
+        let chunked = encode_head(&mut self.head, parts, length, body.is_end_stream());
+        if let Err(e) = self.stream.write_all(&self.head).await {
+            // A connection closed under a pooled request fails its first write.
+            return Err(H1Error::NotWritten(e));
+        }
+        if let Err(failure) = self.write_body(&mut body, chunked).await {
+            // The upstream may have answered before it stopped reading (413 and close).
+            return match self.read_head(parts.method == Method::HEAD).await {
+                Ok(mut head) => {
+                    head.keep_alive = false;
+                    Ok(head)
+                }
+                Err(_) => Err(failure),
+            };
+        }
+        self.read_head(parts.method == Method::HEAD).await
+    }
+
+    async fn write_body(&mut self, body: &mut Body, chunked: bool) -> Result<(), H1Error> {
+        if body.is_end_stream() {
+            return Ok(());
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(H1Error::RequestBody)?;
+            match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) if chunked => {
+                    let size = format!("{:x}\r\n", data.len());
+                    self.stream.write_all(size.as_bytes()).await?;
+                    self.stream.write_all(&data).await?;
+                    self.stream.write_all(b"\r\n").await?;
+                }
+                Ok(data) => self.stream.write_all(&data).await?,
+                Err(frame) => {
+                    if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
+                        let mut last = b"0\r\n".to_vec();
+                        for (name, value) in &trailers {
+                            encode_field(&mut last, name, value);
+                        }
+                        last.extend_from_slice(b"\r\n");
+                        self.stream.write_all(&last).await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if chunked {
+            self.stream.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok(())
+    }
+
+    /// Reads until a final (non-1xx) response head has arrived.
+    async fn read_head(&mut self, head_request: bool) -> Result<ResponseHead, H1Error> {
+        loop {
+            if let Some(head) = parse_head(&mut self.buffer, head_request)? {
+                return Ok(head);
+            }
+            if self.buffer.len() >= MAX_HEAD_BYTES {
+                return Err(H1Error::Protocol(format!(
+                    "response head larger than {MAX_HEAD_BYTES} bytes"
+                )));
+            }
+            self.buffer.reserve(READ_CHUNK);
+            if tokio::io::AsyncReadExt::read_buf(&mut self.stream, &mut self.buffer).await? == 0 {
+                return Err(H1Error::ClosedBeforeResponse);
+            }
+        }
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        self.buffer.reserve(READ_CHUNK);
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read_buf(&mut self.buffer) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                read => return Poll::Ready(read),
+            }
+        }
+    }
+}
+
+/// Encodes the request head into `out`; true when the body goes chunked.
+fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &http::request::Parts,
+    length: Option<u64>,
+    empty: bool,
+) -> bool {
+    out.clear();
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        encode_field(out, name, value);
+    }
+    let declared = parts.headers.contains_key(header::CONTENT_LENGTH);
+    let chunked = match (declared, length) {
+        (true, _) => false,
+        (false, Some(0)) if empty => {
+            // A method that normally carries a body says it has none.
+            if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+                out.extend_from_slice(b"content-length: 0\r\n");
+            }
+            false
+        }
+        (false, Some(length)) => {
+            out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+            false
+        }
+        (false, None) => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            true
+        }
+    };
+    out.extend_from_slice(b"\r\n");
+    chunked
+}
+
+fn encode_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A final response head from the front of `buffer` (consumed), skipping 1xx heads;
+/// `None` while incomplete.
+fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, H1Error> {
+    loop {
+        // Uninitialized: the parser writes what it finds (no 4 KiB cleared per response).
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let config = httparse::ParserConfig::default();
+        let length =
+            match config.parse_response_with_uninit_headers(&mut parsed, buffer, &mut headers) {
+                Ok(httparse::Status::Complete(length)) => length,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(e) => return Err(H1Error::Protocol(e.to_string())),
+            };
+        let code = parsed.code.unwrap_or(0);
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| H1Error::Protocol(format!("status code {code}")))?;
+        if status.is_informational() {
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(H1Error::Protocol(
+                    "101 to a request that asked no upgrade".into(),
+                ));
+            }
+            // 100 Continue, 103 Early Hints: not forwarded (the request asked for none).
+            buffer.advance(length);
+            continue;
+        }
+        let version = if parsed.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        // Where each name and value sits in the buffer, so that the values can share the
+        // head's bytes once it is split off (no copy).
+        // (A head is at most MAX_HEAD_BYTES, so offsets fit in u32.)
+        let start = buffer.as_ptr() as usize;
+        let offset = |at: *const u8| u32::try_from(at as usize - start).unwrap_or(u32::MAX);
+        let mut fields = [[0u32; 4]; MAX_HEADERS];
+        let field_count = parsed.headers.len();
+        for (slot, field) in fields.iter_mut().zip(parsed.headers.iter()) {
+            let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
+            let name_end = name + u32::try_from(field.name.len()).unwrap_or(0);
+            let value_end = value + u32::try_from(field.value.len()).unwrap_or(0);
+            *slot = [name, name_end, value, value_end];
+        }
+        let head = buffer.split_to(length).freeze();
+        let mut map = HeaderMap::with_capacity(field_count);
+        for field in &fields[..field_count] {
+            let [name_start, name_end, value_start, value_end] = field.map(|o| o as usize);
+            let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| {
+                H1Error::Protocol(format!(
+                    "header name {:?}",
+                    String::from_utf8_lossy(&head[name_start..name_end])
+                ))
+            })?;
+            let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
+                .map_err(|_| H1Error::Protocol(format!("value of header {name}")))?;
+            map.append(name, value);
+        }
+        let (framing, framed) = framing(&map, status, head_request)?;
+        let keep_alive = framed && version == Version::HTTP_11 && !closes(&map);
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = map;
+        return Ok(Some(ResponseHead {
+            response,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// The body's framing, and whether it leaves the connection reusable.
+fn framing(
+    headers: &HeaderMap,
+    status: StatusCode,
+    head_request: bool,
+) -> Result<(Framing, bool), H1Error> {
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok((Framing::Empty, true));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|coding| !coding.is_empty());
+        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
+        // Both headers: transfer-encoding wins, and the connection is not trusted again.
+        let alone = !headers.contains_key(header::CONTENT_LENGTH);
+        return Ok(if chunked {
+            (Framing::Chunked, alone)
+        } else {
+            (Framing::Close, false)
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.to_str().unwrap_or("x").split(',') {
+            let parsed: u64 = item
+                .trim()
+                .parse()
+                .map_err(|_| H1Error::Protocol(format!("content-length {value:?}")))?;
+            if length.is_some_and(|l| l != parsed) {
+                return Err(H1Error::Protocol(
+                    "conflicting content-length values".into(),
+                ));
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(match length {
+        Some(0) => (Framing::Empty, true),
+        Some(length) => (Framing::Length(length), true),
+        None => (Framing::Close, false),
+    })
+}
+
+fn closes(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+}
+
+/// Where a chunked body's decoding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// In a chunk's data, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer fields, then an empty line.
+    Trailers,
+}
+
+/// What is left of a response body on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remaining {
+    Length(u64),
+    Chunked(Chunk),
+    Close,
+    Done,
+}
+
+/// Takes a connection back with whether it can carry another request.
+type Done = Box<dyn FnOnce(Box<H1Connection>, bool) + Send>;
+
+/// A response body read straight from its connection. When it has been read to its end,
+/// `done` gets the connection and whether it can carry another request; dropped before
+/// that, the connection closes.
+pub(crate) struct H1Body {
+    connection: Option<Box<H1Connection>>,
+    remaining: Remaining,
+    keep_alive: bool,
+    size: SizeHint,
+    done: Option<Done>,
+}
+
+impl std::fmt::Debug for H1Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Body")
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H1Body {
+    pub(crate) fn new(
+        connection: Box<H1Connection>,
+        framing: Framing,
+        keep_alive: bool,
+        done: impl FnOnce(Box<H1Connection>, bool) + Send + 'static,
+    ) -> Self {
+        let remaining = Remaining::of(framing);
+        let size = match framing {
+            Framing::Empty => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Chunked | Framing::Close => SizeHint::default(),
+        };
+        let mut body = Self {
+            connection: Some(connection),
+            remaining,
+            keep_alive,
+            size,
+            done: Some(Box::new(done)),
+        };
+        if body.remaining == Remaining::Done {
+            body.finish();
+        }
+        body
+    }
+
+    /// The body was read to its end: the connection goes back.
+    fn finish(&mut self) {
+        self.remaining = Remaining::Done;
+        if let (Some(connection), Some(done)) = (self.connection.take(), self.done.take()) {
+            let reusable = self.keep_alive && connection.buffer.is_empty();
+            done(connection, reusable);
+        }
+    }
+
+    /// The next frame that the buffered bytes hold, if any.
+    fn next_frame(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
+        match self.connection.as_mut() {
+            Some(connection) => decode(&mut connection.buffer, &mut self.remaining),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Remaining {
+    fn of(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty => Self::Done,
+            Framing::Length(n) => Self::Length(n),
+            Framing::Chunked => Self::Chunked(Chunk::Size),
+            Framing::Close => Self::Close,
+        }
+    }
+}
+
+/// The next body frame at the front of `buffer` (consumed), by what `remaining` says is
+/// left of the body; `None` when more bytes are needed or the body is done.
+fn decode(
+    buffer: &mut BytesMut,
+    remaining: &mut Remaining,
+) -> Result<Option<Frame<Bytes>>, BoxError> {
+    loop {
+        match *remaining {
+            Remaining::Done => return Ok(None),
+            Remaining::Length(left) | Remaining::Chunked(Chunk::Data(left)) => {
+                if buffer.is_empty() {
+                    return Ok(None);
+                }
+                let take = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(buffer.len());
+                let data = buffer.split_to(take).freeze();
+                let left = left - take as u64;
+                *remaining = match *remaining {
+                    Remaining::Length(_) if left == 0 => Remaining::Done,
+                    Remaining::Length(_) => Remaining::Length(left),
+                    _ if left == 0 => Remaining::Chunked(Chunk::DataEnd),
+                    _ => Remaining::Chunked(Chunk::Data(left)),
+                };
+                return Ok(Some(Frame::data(data)));
+            }
+            Remaining::Close => {
+                if buffer.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(Frame::data(buffer.split().freeze())));
+            }
+            Remaining::Chunked(Chunk::Size) => {
+                let Some(line) = take_line(buffer)? else {
+                    return Ok(None);
+                };
+                let size = chunk_size(&line)?;
+                *remaining = Remaining::Chunked(if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                });
+            }
+            Remaining::Chunked(Chunk::DataEnd) => {
+                if buffer.len() < 2 {
+                    return Ok(None);
+                }
+                if &buffer[..2] != b"\r\n" {
+                    return Err("chunk data not followed by CRLF".into());
+                }
+                buffer.advance(2);
+                *remaining = Remaining::Chunked(Chunk::Size);
+            }
+            Remaining::Chunked(Chunk::Trailers) => {
+                return match trailers(buffer)? {
+                    None => Ok(None),
+                    Some(map) => {
+                        *remaining = Remaining::Done;
+                        Ok(map.map(Frame::trailers))
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// A CRLF-terminated line from the front of `buffer` (consumed), without the CRLF.
+fn take_line(buffer: &mut BytesMut) -> Result<Option<Bytes>, BoxError> {
+    match buffer.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => {
+            let line = buffer.split_to(end).freeze();
+            buffer.advance(2);
+            Ok(Some(line))
+        }
+        None if buffer.len() > 4096 => Err("chunk-size line longer than 4096 bytes".into()),
+        None => Ok(None),
+    }
+}
+
+/// A chunk-size line's size (hex), extensions ignored.
+fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = std::str::from_utf8(digits)
+        .map_err(|_| "chunk size is not text")?
+        .trim_matches([' ', '\t']);
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(format!("bad chunk size {digits:?}").into());
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| format!("bad chunk size {digits:?}").into())
+}
+
+/// The trailer section after the last chunk, once complete: `Some(None)` when it is
+/// empty, `Some(Some(fields))` when it carries fields, `None` while incomplete.
+fn trailers(buffer: &mut BytesMut) -> Result<Option<Option<HeaderMap>>, BoxError> {
+    if buffer.starts_with(b"\r\n") {
+        buffer.advance(2);
+        return Ok(Some(None));
+    }
+    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if buffer.len() > MAX_HEAD_BYTES {
+            return Err("trailer section too large".into());
+        }
+        return Ok(None);
+    };
+    let section = buffer.split_to(end + 4);
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let parsed = match httparse::parse_headers(&section, &mut fields) {
+        Ok(httparse::Status::Complete((_, parsed))) => parsed,
+        _ => return Err("malformed trailer section".into()),
+    };
+    let mut map = HeaderMap::with_capacity(parsed.len());
+    for field in parsed {
+        let name = HeaderName::from_bytes(field.name.as_bytes())?;
+        map.append(name, HeaderValue::from_bytes(field.value)?);
+    }
+    Ok(Some(Some(map)))
+}
+
+impl HttpBody for H1Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            match this.next_frame() {
+                Err(e) => {
+                    // The framing is lost: the connection is not reused (it drops).
+                    this.connection = None;
+                    this.remaining = Remaining::Done;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Ok(Some(frame)) => {
+                    if this.remaining == Remaining::Done {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(None) if this.remaining == Remaining::Done => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+            }
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(connection.poll_fill(cx)) {
+                Ok(0) if this.remaining == Remaining::Close => {
+                    // The close is the end of this body; the connection is spent.
+                    this.keep_alive = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.connection = None;
+                    this.remaining = Remaining::Done;
+                    return Poll::Ready(Some(Err(
+                        "upstream closed the connection in the middle of the body".into(),
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.connection = None;
+                    this.remaining = Remaining::Done;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == Remaining::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            Remaining::Length(n) => SizeHint::with_exact(n),
+            Remaining::Done => SizeHint::with_exact(0),
+            _ => self.size,
+        }
+    }
+}
+
+/// Parses arbitrary bytes as a response head and decodes the body that follows by its
+/// framing, as the client would (a fuzz entry point: must never panic).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_response(bytes: &[u8]) {
+    let mut buffer = BytesMut::from(bytes);
+    let Ok(Some(head)) = parse_head(&mut buffer, false) else {
+        return;
+    };
+    let mut remaining = Remaining::of(head.framing);
+    while let Ok(Some(_)) = decode(&mut buffer, &mut remaining) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(bytes: &[u8], head_request: bool) -> Result<Option<ResponseHead>, H1Error> {
+        parse_head(&mut BytesMut::from(bytes), head_request)
+    }
+
+    #[test]
+    fn a_length_framed_response_keeps_the_connection() {
+        let h = head(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\n\r\nhello",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.response.status(), 200);
+        assert_eq!(h.response.headers()["x-a"], "b");
+        assert_eq!(h.framing, Framing::Length(5));
+        assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let cases: [(&[u8], bool, Framing, bool); 8] = [
+            (
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n",
+                true,
+                Framing::Empty,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+                false,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+                false,
+                Framing::Close,
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false, Framing::Close, false),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n",
+                false,
+                Framing::Chunked,
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\n",
+                false,
+                Framing::Length(3),
+                false,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\n",
+                false,
+                Framing::Length(3),
+                false,
+            ),
+        ];
+        for (bytes, head_request, framing, keep_alive) in cases {
+            let h = head(bytes, head_request).unwrap().unwrap();
+            assert_eq!(
+                (h.framing, h.keep_alive),
+                (framing, keep_alive),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn informational_heads_are_skipped_and_bad_heads_refused() {
+        let h = head(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: x\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.response.status(), 200);
+        assert!(
+            head(b"HTTP/1.1 200 OK\r\ncontent-len", false)
+                .unwrap()
+                .is_none()
+        );
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+        ] {
+            assert!(
+                head(bad, false).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_chunked_body_decodes_byte_by_byte_with_its_trailers() {
+        let bytes = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 9\r\n\r\n";
+        let (mut buffer, mut remaining) = (BytesMut::new(), Remaining::of(Framing::Chunked));
+        let (mut data, mut trailers) = (Vec::new(), None);
+        for byte in bytes {
+            buffer.extend_from_slice(&[*byte]);
+            while let Some(frame) = decode(&mut buffer, &mut remaining).unwrap() {
+                match frame.into_data() {
+                    Ok(chunk) => data.extend_from_slice(&chunk),
+                    Err(frame) => trailers = frame.into_trailers().ok(),
+                }
+            }
+        }
+        assert_eq!(data, b"hello world");
+        assert_eq!(trailers.unwrap()["x-sum"], "9");
+        assert_eq!(remaining, Remaining::Done);
+
+        let mut bad = BytesMut::from(&b"5\r\nhelloXX"[..]);
+        let mut remaining = Remaining::of(Framing::Chunked);
+        assert!(decode(&mut bad, &mut remaining).unwrap().is_some());
+        assert!(
+            decode(&mut bad, &mut remaining).is_err(),
+            "no CRLF after the data"
+        );
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_with_extensions_ignored() {
+        assert_eq!(chunk_size(b"1a").unwrap(), 26);
+        assert_eq!(chunk_size(b"0;name=value").unwrap(), 0);
+        for bad in [&b""[..], b"xyz", b"ffffffffffffffffff", b"-1"] {
+            assert!(chunk_size(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn request_heads_frame_their_bodies() {
+        let (mut parts, ()) = http::Request::post("/upload?x=1")
+            .header("host", "app")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut out = Vec::new();
+        assert!(encode_head(&mut out, &parts, None, false));
+        assert_eq!(
+            out,
+            b"POST /upload?x=1 HTTP/1.1\r\nhost: app\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        assert!(!encode_head(&mut out, &parts, Some(0), true));
+        assert!(out.ends_with(b"content-length: 0\r\n\r\n"));
+        parts.method = Method::GET;
+        assert!(!encode_head(&mut out, &parts, Some(0), true));
+        assert_eq!(out, b"GET /upload?x=1 HTTP/1.1\r\nhost: app\r\n\r\n");
+        assert!(!encode_head(&mut out, &parts, Some(7), false));
+        assert!(out.ends_with(b"content-length: 7\r\n\r\n"));
+    }
+}

@@ -1,0 +1,303 @@
+//! meshcore's own HTTP/1 upstream client against a scripted upstream that writes exact
+//! bytes: chunked bodies with extensions and trailers, bodies delimited by the close,
+//! HEAD, 204 and 1xx heads, a connection the upstream closed while it sat idle, a chunked
+//! request body, and responses that are not HTTP — each with the connection reuse the
+//! framing allows, as the upstream counts connections.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use support::http::{apply_http, forward_to, http_cluster, route_config};
+use support::{connect, start_one_worker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One scripted reply: the bytes written back, and whether the upstream then closes.
+type Reply = (&'static [u8], bool);
+
+/// What the scripted upstream saw.
+#[derive(Clone, Default)]
+struct Seen {
+    connections: Arc<AtomicUsize>,
+    /// Each request as read (head and body).
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+/// An upstream answering request n (counted over all connections) with `replies[n]`.
+fn scripted_upstream(rt: &tokio::runtime::Runtime, replies: Vec<Reply>) -> (SocketAddr, Seen) {
+    let listener = rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("binds");
+    let address = listener.local_addr().expect("address");
+    let seen = Seen::default();
+    let replies = Arc::new(replies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let state = seen.clone();
+    rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            state.connections.fetch_add(1, Ordering::SeqCst);
+            let (state, replies, next) = (state.clone(), Arc::clone(&replies), Arc::clone(&next));
+            tokio::spawn(serve(stream, state, replies, next));
+        }
+    });
+    (address, seen)
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    seen: Seen,
+    replies: Arc<Vec<Reply>>,
+    next: Arc<AtomicUsize>,
+) {
+    let mut buffer = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        seen.requests.lock().expect("lock").push(request);
+        let n = next.fetch_add(1, Ordering::SeqCst);
+        let Some(&(reply, close)) = replies.get(n) else {
+            return;
+        };
+        if stream.write_all(reply).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// One request: its head, and its body by content-length or up to the last chunk.
+async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<String> {
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = head.contains("transfer-encoding: chunked");
+    let end = loop {
+        let body = &buffer[head_end..];
+        let complete = match (length, chunked) {
+            (Some(n), _) => (body.len() >= n).then_some(head_end + n),
+            (None, true) => body
+                .windows(5)
+                .position(|w| w == b"0\r\n\r\n")
+                .map(|at| head_end + at + 5),
+            (None, false) => Some(head_end),
+        };
+        if let Some(end) = complete {
+            break end;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let request = String::from_utf8_lossy(&buffer[..end]).into_owned();
+    buffer.drain(..end);
+    Some(request)
+}
+
+fn proxy_to(plane: &meshcore_proxy::DataPlane, upstream: SocketAddr) -> SocketAddr {
+    apply_http(
+        plane,
+        vec![route_config(&["*"], vec![forward_to("raw")])],
+        vec![http_cluster("raw", "http1", &[upstream])],
+        json!({}),
+    )
+}
+
+/// Sends raw bytes on a new client connection and reads the answer to its close (the
+/// requests are HTTP/1.0 or say `connection: close`, so bodies arrive unframed).
+fn exchange(proxy: SocketAddr, request: &[u8]) -> String {
+    let mut client = connect(proxy);
+    client.write_all(request).expect("writes");
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).expect("reads to close");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+const GET: &[u8] = b"GET / HTTP/1.0\r\nHost: app\r\n\r\n";
+
+#[test]
+fn chunked_and_close_delimited_bodies_arrive_whole_and_reuse_what_they_can() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let (upstream, seen) = scripted_upstream(
+        &rt,
+        vec![
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                  5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: 1\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfive!", false),
+            // No length: the body runs to the close.
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the close", true),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", false),
+        ],
+    );
+    let proxy = proxy_to(&plane, upstream);
+
+    let first = exchange(proxy, GET);
+    assert!(first.starts_with("HTTP/1.0 200 OK\r\n"), "{first}");
+    assert_eq!(body(&first), "hello world");
+    assert_eq!(body(&exchange(proxy, GET)), "five!");
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        1,
+        "chunked body reused"
+    );
+    assert_eq!(body(&exchange(proxy, GET)), "until the close");
+    assert_eq!(body(&exchange(proxy, GET)), "ok");
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        2,
+        "a close-delimited body spends its connection"
+    );
+}
+
+#[test]
+fn head_204_and_informational_responses_are_framed_without_a_body() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let (upstream, seen) = scripted_upstream(
+        &rt,
+        vec![
+            // HEAD: the length describes the body a GET would get; none follows.
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", false),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+            (
+                b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n\
+                  HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal",
+                false,
+            ),
+        ],
+    );
+    let proxy = proxy_to(&plane, upstream);
+
+    let head = exchange(proxy, b"HEAD / HTTP/1.0\r\nHost: app\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    assert!(head.contains("content-length: 10\r\n"), "{head}");
+    assert_eq!(body(&head), "");
+    let no_content = exchange(proxy, GET);
+    assert!(
+        no_content.starts_with("HTTP/1.0 204 No Content\r\n"),
+        "{no_content}"
+    );
+    let hinted = exchange(proxy, GET);
+    assert!(hinted.starts_with("HTTP/1.0 200 OK\r\n"), "{hinted}");
+    assert_eq!(body(&hinted), "final");
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_connection_the_upstream_closed_while_idle_costs_no_request() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let (upstream, seen) = scripted_upstream(
+        &rt,
+        vec![
+            // Framed and keep-alive by its headers, yet the upstream closes right after.
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\none", true),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\ntwo", false),
+        ],
+    );
+    let proxy = proxy_to(&plane, upstream);
+    assert_eq!(body(&exchange(proxy, GET)), "one");
+    // The close reaches the proxy's idle connection before the next request.
+    std::thread::sleep(Duration::from_millis(200));
+    let second = exchange(proxy, GET);
+    assert!(second.starts_with("HTTP/1.0 200 OK\r\n"), "{second}");
+    assert_eq!(body(&second), "two");
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+    let flags = plane.stats().totals.response_flags;
+    assert_eq!(flags.get("UC").copied().unwrap_or_default(), 0, "{flags:?}");
+}
+
+#[test]
+fn a_chunked_request_body_goes_out_chunked() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let (upstream, seen) = scripted_upstream(
+        &rt,
+        vec![(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n", false)],
+    );
+    let proxy = proxy_to(&plane, upstream);
+    let response = exchange(
+        proxy,
+        b"POST /upload HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\
+          Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n",
+    );
+    assert!(
+        response.starts_with("HTTP/1.1 201 Created\r\n"),
+        "{response}"
+    );
+    let requests = seen.requests.lock().expect("lock");
+    let request = &requests[0];
+    assert!(
+        request.starts_with("POST /upload HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(
+        request.contains("transfer-encoding: chunked\r\n"),
+        "{request}"
+    );
+    let sent = body(request);
+    let unchunked: String = sent
+        .split("\r\n")
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .filter_map(|pair| pair.get(1).copied())
+        .collect();
+    assert_eq!(unchunked, "abcdefg", "{sent:?}");
+}
+
+#[test]
+fn a_response_that_is_not_http_is_a_502_upe_naming_why() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let (upstream, _seen) = scripted_upstream(
+        &rt,
+        vec![
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabc",
+                true,
+            ),
+            (b"SSH-2.0-OpenSSH_9.6\r\n", true),
+        ],
+    );
+    let proxy = proxy_to(&plane, upstream);
+    for why in ["conflicting content-length values", "bad upstream response"] {
+        let response = exchange(proxy, GET);
+        assert!(
+            response.starts_with("HTTP/1.0 502 Bad Gateway\r\n"),
+            "{response}"
+        );
+        assert!(
+            response.contains("proxy-status: meshcore; error=http_protocol_error"),
+            "{response}"
+        );
+        assert!(response.contains(why), "{response}");
+        assert!(response.contains("x-meshcore-decision: "), "{response}");
+    }
+    assert_eq!(plane.stats().totals.response_flags["UPE"], 2);
+}
