@@ -1,8 +1,9 @@
 //! meshcore's own HTTP/1 upstream client against a scripted upstream that writes exact
 //! bytes: chunked bodies with extensions and trailers, bodies delimited by the close,
-//! HEAD, 204 and 1xx heads, a connection the upstream closed while it sat idle, a chunked
-//! request body, and responses that are not HTTP — each with the connection reuse the
-//! framing allows, as the upstream counts connections.
+//! HEAD, 204 and 1xx heads, a connection the upstream closed while it sat idle (seen at
+//! checkout, and by the reaper with no request at all), a chunked request body, and
+//! responses that are not HTTP — each with the connection reuse the framing allows, as the
+//! upstream counts connections.
 
 mod support;
 
@@ -300,4 +301,32 @@ fn a_response_that_is_not_http_is_a_502_upe_naming_why() {
         assert!(response.contains("x-meshcore-decision: "), "{response}");
     }
     assert_eq!(plane.stats().totals.response_flags["UPE"], 2);
+}
+
+/// An idle connection has no task watching it: the pool's reaper looks every 5 s, so a
+/// close by the upstream is let go of (and counted closed) with no request to notice it.
+#[test]
+fn the_reaper_lets_go_of_idle_connections_the_upstream_closed() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let (upstream, _seen) = scripted_upstream(
+        &rt,
+        vec![(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\none", true)],
+    );
+    let proxy = proxy_to(&plane, upstream);
+    assert_eq!(body(&exchange(proxy, GET)), "one");
+    let active = || {
+        plane
+            .stats()
+            .clusters
+            .iter()
+            .find(|c| c.name == "raw")
+            .map(|c| c.connections_active)
+    };
+    assert_eq!(active(), Some(1), "pooled after the response");
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    while active() != Some(0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(active(), Some(0), "the reaper closed it");
 }
