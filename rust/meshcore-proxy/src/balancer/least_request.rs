@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn the_busy_endpoint_is_never_chosen_over_an_idle_one() {
         let loads = loads(2);
-        let _busy: Vec<_> = (0..5).map(|_| loads[0].start()).collect();
+        let _busy: Vec<_> = (0..5).map(|_| loads[0].start(false)).collect();
         let picker = LeastRequest::new(&[1, 1]);
         for _ in 0..100 {
             assert_eq!(picker.pick(&loads), Some(1));

@@ -28,12 +28,13 @@ impl EndpointLoad {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Counts a request in flight until the guard drops.
-    pub(crate) fn start(self: &std::sync::Arc<Self>) -> InFlight {
+    /// Counts a request in flight until the guard drops; `timed` when its round trip
+    /// will be observed (the peak-EWMA balancer), the only reader of the clock here.
+    pub(crate) fn start(self: &std::sync::Arc<Self>, timed: bool) -> InFlight {
         self.active.fetch_add(1, Ordering::Relaxed);
         InFlight {
             load: std::sync::Arc::clone(self),
-            started: Instant::now(),
+            started: timed.then(Instant::now),
         }
     }
 
@@ -83,14 +84,16 @@ impl EndpointLoad {
 #[derive(Debug)]
 pub(crate) struct InFlight {
     load: std::sync::Arc<EndpointLoad>,
-    started: Instant,
+    started: Option<Instant>,
 }
 
 impl InFlight {
     /// The response head arrived: a round-trip sample for the EWMA.
     pub(crate) fn responded(&self) {
-        let now = Instant::now();
-        self.load.observe(now - self.started, now);
+        if let Some(started) = self.started {
+            let now = Instant::now();
+            self.load.observe(now - started, now);
+        }
     }
 }
 

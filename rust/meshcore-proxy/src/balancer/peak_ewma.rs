@@ -56,7 +56,7 @@ mod tests {
         let loads = loads(2);
         loads[0].set_rtt(Duration::from_millis(10));
         loads[1].set_rtt(Duration::from_millis(10));
-        let _pending: Vec<_> = (0..3).map(|_| loads[1].start()).collect();
+        let _pending: Vec<_> = (0..3).map(|_| loads[1].start(false)).collect();
         assert_eq!(PeakEwma::new(2).pick(&loads), Some(0));
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Record {
     pub(crate) downstream_local: SocketAddr,
     pub(crate) downstream_remote: SocketAddr,
     pub(crate) route_name: Option<Arc<str>>,
+    /// Durations are measured (an access log will read them).
+    pub(crate) timed: bool,
 }
 
 impl Record {
@@ -73,6 +75,7 @@ impl Record {
             downstream_local,
             downstream_remote,
             route_name: None,
+            timed: false,
         }
     }
 

@@ -258,7 +258,6 @@ async fn handle(
     downstream: Arc<Downstream>,
     active: ActiveRequest,
 ) -> Response<Body> {
-    let started = Instant::now();
     let in_flight = (active, downstream.listener.request());
     let table = downstream.table.load_full();
     let mut request = request;
@@ -270,7 +269,10 @@ async fn handle(
     let logger = table.http.access_log.clone();
     let mut record = Record::new(downstream.local, downstream.peer);
     // What only the access log reads is gathered only when there is one.
+    // The clock too: only the access log reads durations.
+    let started = logger.is_some().then(Instant::now);
     if logger.is_some() {
+        record.timed = true;
         describe(&request, &mut record);
     }
     downstream.counters.http_request();
@@ -295,7 +297,9 @@ async fn handle(
     let body = body::watch(body, move |end| {
         drop(in_flight);
         record.bytes_sent = end.bytes;
-        record.duration = started.elapsed();
+        if let Some(started) = started {
+            record.duration = started.elapsed();
+        }
         if !end.completed {
             record.flags = record
                 .flags

@@ -289,7 +289,8 @@ pub(crate) async fn forward(
         cluster: Arc::clone(&cluster.counters),
         totals: Arc::clone(&downstream.totals),
     };
-    let started = Instant::now();
+    // Only the access log reads the upstream service time.
+    let started = record.timed.then(Instant::now);
     let mut attempt = 0;
     let mut resent = false;
     let mut parts = Some(parts);
@@ -342,7 +343,7 @@ pub(crate) async fn forward(
                 if attempt > 1 && retries.retries_status(answer.response.status()) {
                     record.flags = record.flags.with(ResponseFlag::UpstreamRetryLimitExceeded);
                 }
-                record.upstream_service_time = Some(started.elapsed());
+                record.upstream_service_time = started.map(|t| t.elapsed());
                 return Ok(answer.into_response(
                     target,
                     route,
@@ -466,12 +467,10 @@ async fn try_once(
             endpoint.pool.checkout(wire, &cluster.pool, meters).await
         }
         .map_err(Failure::Pool)?;
-        let in_flight = endpoint.load.start();
+        let in_flight = endpoint.load.start(cluster.measures_latency());
         match lease.send(request).await {
             Ok(response) => {
-                if cluster.measures_latency() {
-                    in_flight.responded();
-                }
+                in_flight.responded();
                 return Ok(Answer {
                     response,
                     lease,
