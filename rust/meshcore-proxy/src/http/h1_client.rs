@@ -46,7 +46,8 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum H1Error {
-    /// Nothing of the request was written: it can go out on another connection.
+    /// The request head could not be written: the connection was closed under it (a
+    /// reused connection is looked at before, so this is the race that look can lose).
     #[error("connection closed before the request was written: {0}")]
     NotWritten(std::io::Error),
     #[error("upstream connection failed: {0}")]

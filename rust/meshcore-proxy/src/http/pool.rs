@@ -112,7 +112,7 @@ struct State {
 
 #[derive(Debug)]
 struct IdleConnection {
-    connection: Idle1,
+    connection: IdleHttp1,
     served: u32,
     since: Instant,
     /// The worker running the connection's task.
@@ -121,12 +121,12 @@ struct IdleConnection {
 
 /// An idle HTTP/1 connection: meshcore's own client, or hyper's.
 #[derive(Debug)]
-enum Idle1 {
+enum IdleHttp1 {
     Direct(Box<H1Connection>),
     Hyper(http1::SendRequest<Body>),
 }
 
-impl Idle1 {
+impl IdleHttp1 {
     /// Known closed, without waiting: hyper's task has seen the close; the own client
     /// looks at its socket.
     fn closed(&mut self) -> bool {
@@ -265,8 +265,8 @@ impl EndpointPool {
                         continue;
                     }
                     let sender = match idle.connection {
-                        Idle1::Direct(connection) => Sender::Direct(connection),
-                        Idle1::Hyper(sender) => Sender::Http1(sender),
+                        IdleHttp1::Direct(connection) => Sender::Direct(connection),
+                        IdleHttp1::Hyper(sender) => Sender::Http1(sender),
                     };
                     return Some(Lease {
                         pool: Arc::clone(self),
@@ -565,9 +565,9 @@ impl Lease {
         let keep =
             reusable && self.pooled && (self.max_requests == 0 || self.served < self.max_requests);
         let idle = match self.sender.take() {
-            Some(Sender::Direct(connection)) if keep => Some(Idle1::Direct(connection)),
+            Some(Sender::Direct(connection)) if keep => Some(IdleHttp1::Direct(connection)),
             Some(Sender::Http1(sender)) if keep && !sender.is_closed() => {
-                Some(Idle1::Hyper(sender))
+                Some(IdleHttp1::Hyper(sender))
             }
             Some(Sender::Http2(_, streams)) => {
                 release_stream(&streams);
