@@ -428,7 +428,6 @@ pub(crate) struct H1Body {
     connection: Option<Box<H1Connection>>,
     remaining: Remaining,
     keep_alive: bool,
-    size: SizeHint,
     done: Option<Done>,
 }
 
@@ -447,17 +446,10 @@ impl H1Body {
         keep_alive: bool,
         done: impl FnOnce(Box<H1Connection>, bool) + Send + 'static,
     ) -> Self {
-        let remaining = Remaining::of(framing);
-        let size = match framing {
-            Framing::Empty => SizeHint::with_exact(0),
-            Framing::Length(n) => SizeHint::with_exact(n),
-            Framing::Chunked | Framing::Close => SizeHint::default(),
-        };
         let mut body = Self {
             connection: Some(connection),
-            remaining,
+            remaining: Remaining::of(framing),
             keep_alive,
-            size,
             done: Some(Box::new(done)),
         };
         if body.remaining == Remaining::Done {
@@ -677,7 +669,8 @@ impl HttpBody for H1Body {
         match self.remaining {
             Remaining::Length(n) => SizeHint::with_exact(n),
             Remaining::Done => SizeHint::with_exact(0),
-            _ => self.size,
+            // Chunked or to the close: the length is not known ahead.
+            Remaining::Chunked(_) | Remaining::Close => SizeHint::default(),
         }
     }
 }

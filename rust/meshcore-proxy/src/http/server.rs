@@ -268,10 +268,11 @@ async fn handle(
     }
     let logger = table.http.access_log.clone();
     let mut record = Record::new(downstream.local, downstream.peer);
-    // What only the access log reads is gathered only when there is one.
-    // The clock too: only the access log reads durations.
-    let started = logger.is_some().then(Instant::now);
+    // What only the access log reads (durations included) is gathered only when there
+    // is one.
+    let mut started = None;
     if logger.is_some() {
+        started = Some(Instant::now());
         record.timed = true;
         describe(&request, &mut record);
     }
