@@ -175,10 +175,10 @@ enum Sender {
     Http2(http2::SendRequest<Body>, Arc<Streams>),
 }
 
-/// A request the connection never sent, handed back so it can go out on another one;
-/// with hyper's error, or `None` when the own client found the connection closed.
+/// A request the connection never sent, handed back so it can go out on another one.
+/// (The own client's idle connections are looked at when taken, in `take_free`.)
 #[derive(Debug)]
-pub(crate) struct NotSent(pub(crate) Request<Body>, pub(crate) Option<hyper::Error>);
+pub(crate) struct NotSent(pub(crate) Request<Body>, pub(crate) hyper::Error);
 
 /// What a sent request got back: hyper's response, or the own client's response head
 /// (its body is read from the lease's connection, [`Lease::direct_body`]).
@@ -507,9 +507,6 @@ impl Lease {
     ) -> Result<Response<Received>, SendError> {
         match self.sender.as_mut() {
             Some(Sender::Direct(connection)) => {
-                if self.reused && connection.closed_while_idle() {
-                    return Err(SendError::NotSent(Box::new(NotSent(request, None))));
-                }
                 let (parts, body) = request.into_parts();
                 let ResponseHead {
                     response,
@@ -526,7 +523,7 @@ impl Lease {
             }
             Some(Sender::Http1(sender)) => {
                 if let Err(e) = sender.ready().await {
-                    return Err(SendError::NotSent(Box::new(NotSent(request, Some(e)))));
+                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
                 }
                 sender
                     .try_send_request(request)
@@ -534,14 +531,14 @@ impl Lease {
                     .map(|response| response.map(Received::Hyper))
                     .map_err(|mut e| match e.take_message() {
                         Some(request) => {
-                            SendError::NotSent(Box::new(NotSent(request, Some(e.into_error()))))
+                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
                         }
                         None => SendError::Failed(e.into_error()),
                     })
             }
             Some(Sender::Http2(sender, _)) => {
                 if let Err(e) = sender.ready().await {
-                    return Err(SendError::NotSent(Box::new(NotSent(request, Some(e)))));
+                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
                 }
                 sender
                     .try_send_request(request)
@@ -549,7 +546,7 @@ impl Lease {
                     .map(|response| response.map(Received::Hyper))
                     .map_err(|mut e| match e.take_message() {
                         Some(request) => {
-                            SendError::NotSent(Box::new(NotSent(request, Some(e.into_error()))))
+                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
                         }
                         None => SendError::Failed(e.into_error()),
                     })

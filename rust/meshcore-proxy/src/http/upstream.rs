@@ -478,19 +478,15 @@ async fn try_once(
                 });
             }
             Err(SendError::NotSent(not_sent)) if lease.reused => {
-                debug!(endpoint = %endpoint.address, error = ?not_sent.1, "pooled connection closed; sending again");
-                if not_sent.1.as_ref().is_some_and(beyond_go_away) {
+                debug!(endpoint = %endpoint.address, error = %not_sent.1, "pooled connection closed; sending again");
+                if beyond_go_away(&not_sent.1) {
                     lease.retire();
                 } else {
                     lease.release(false);
                 }
                 request = not_sent.0;
             }
-            Err(SendError::NotSent(not_sent)) => match not_sent.1 {
-                Some(e) => return Err(failed(lease, e)),
-                // Only a reused connection is looked at before sending.
-                None => return Err(Failure::Pool(PoolError::Refused(endpoint.address))),
-            },
+            Err(SendError::NotSent(not_sent)) => return Err(failed(lease, not_sent.1)),
             Err(SendError::Failed(e)) => return Err(failed(lease, e)),
             Err(SendError::Direct(e)) => return Err(Failure::Direct(e)),
             Err(SendError::Closed) => {
