@@ -33,6 +33,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::body::{Body, BoxError};
+use super::h1_codec::{
+    Framing, Remaining, closes, content_length, decode, encode_field, transfer_coding,
+};
 use super::pool::Closed;
 use crate::stats::UpstreamMeter;
 
@@ -79,16 +82,6 @@ impl std::fmt::Debug for H1Connection {
             .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
-}
-
-/// How the response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    Empty,
-    Length(u64),
-    Chunked,
-    /// To the connection's close.
-    Close,
 }
 
 /// A response head read from the upstream, and how its body follows.
@@ -259,13 +252,6 @@ fn encode_head(
     chunked
 }
 
-fn encode_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
 /// A final response head from the front of `buffer` (consumed), skipping 1xx heads;
 /// `None` while incomplete.
 fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, H1Error> {
@@ -348,15 +334,7 @@ fn framing(
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, true));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|coding| !coding.is_empty());
-        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
+    if let Some(chunked) = transfer_coding(headers) {
         // Both headers: transfer-encoding wins, and the connection is not trusted again.
         let alone = !headers.contains_key(header::CONTENT_LENGTH);
         return Ok(if chunked {
@@ -365,57 +343,12 @@ fn framing(
             (Framing::Close, false)
         });
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.to_str().unwrap_or("x").split(',') {
-            let parsed: u64 = item
-                .trim()
-                .parse()
-                .map_err(|_| H1Error::Protocol(format!("content-length {value:?}")))?;
-            if length.is_some_and(|l| l != parsed) {
-                return Err(H1Error::Protocol(
-                    "conflicting content-length values".into(),
-                ));
-            }
-            length = Some(parsed);
-        }
-    }
+    let length = content_length(headers).map_err(H1Error::Protocol)?;
     Ok(match length {
         Some(0) => (Framing::Empty, true),
         Some(length) => (Framing::Length(length), true),
         None => (Framing::Close, false),
     })
-}
-
-fn closes(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"))
-}
-
-/// Where a chunked body's decoding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// In a chunk's data, this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// After the last chunk: trailer fields, then an empty line.
-    Trailers,
-}
-
-/// What is left of a response body on the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Remaining {
-    Length(u64),
-    Chunked(Chunk),
-    Close,
-    Done,
 }
 
 /// Takes a connection back with whether it can carry another request.
@@ -474,135 +407,6 @@ impl H1Body {
             None => Ok(None),
         }
     }
-}
-
-impl Remaining {
-    fn of(framing: Framing) -> Self {
-        match framing {
-            Framing::Empty => Self::Done,
-            Framing::Length(n) => Self::Length(n),
-            Framing::Chunked => Self::Chunked(Chunk::Size),
-            Framing::Close => Self::Close,
-        }
-    }
-}
-
-/// The next body frame at the front of `buffer` (consumed), by what `remaining` says is
-/// left of the body; `None` when more bytes are needed or the body is done.
-fn decode(
-    buffer: &mut BytesMut,
-    remaining: &mut Remaining,
-) -> Result<Option<Frame<Bytes>>, BoxError> {
-    loop {
-        match *remaining {
-            Remaining::Done => return Ok(None),
-            Remaining::Length(left) | Remaining::Chunked(Chunk::Data(left)) => {
-                if buffer.is_empty() {
-                    return Ok(None);
-                }
-                let take = usize::try_from(left)
-                    .unwrap_or(usize::MAX)
-                    .min(buffer.len());
-                let data = buffer.split_to(take).freeze();
-                let left = left - take as u64;
-                *remaining = match *remaining {
-                    Remaining::Length(_) if left == 0 => Remaining::Done,
-                    Remaining::Length(_) => Remaining::Length(left),
-                    _ if left == 0 => Remaining::Chunked(Chunk::DataEnd),
-                    _ => Remaining::Chunked(Chunk::Data(left)),
-                };
-                return Ok(Some(Frame::data(data)));
-            }
-            Remaining::Close => {
-                if buffer.is_empty() {
-                    return Ok(None);
-                }
-                return Ok(Some(Frame::data(buffer.split().freeze())));
-            }
-            Remaining::Chunked(Chunk::Size) => {
-                let Some(line) = take_line(buffer)? else {
-                    return Ok(None);
-                };
-                let size = chunk_size(&line)?;
-                *remaining = Remaining::Chunked(if size == 0 {
-                    Chunk::Trailers
-                } else {
-                    Chunk::Data(size)
-                });
-            }
-            Remaining::Chunked(Chunk::DataEnd) => {
-                if buffer.len() < 2 {
-                    return Ok(None);
-                }
-                if &buffer[..2] != b"\r\n" {
-                    return Err("chunk data not followed by CRLF".into());
-                }
-                buffer.advance(2);
-                *remaining = Remaining::Chunked(Chunk::Size);
-            }
-            Remaining::Chunked(Chunk::Trailers) => {
-                return match trailers(buffer)? {
-                    None => Ok(None),
-                    Some(map) => {
-                        *remaining = Remaining::Done;
-                        Ok(map.map(Frame::trailers))
-                    }
-                };
-            }
-        }
-    }
-}
-
-/// A CRLF-terminated line from the front of `buffer` (consumed), without the CRLF.
-fn take_line(buffer: &mut BytesMut) -> Result<Option<Bytes>, BoxError> {
-    match buffer.windows(2).position(|w| w == b"\r\n") {
-        Some(end) => {
-            let line = buffer.split_to(end).freeze();
-            buffer.advance(2);
-            Ok(Some(line))
-        }
-        None if buffer.len() > 4096 => Err("chunk-size line longer than 4096 bytes".into()),
-        None => Ok(None),
-    }
-}
-
-/// A chunk-size line's size (hex), extensions ignored.
-fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
-    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-    let digits = std::str::from_utf8(digits)
-        .map_err(|_| "chunk size is not text")?
-        .trim_matches([' ', '\t']);
-    if digits.is_empty() || digits.len() > 15 {
-        return Err(format!("bad chunk size {digits:?}").into());
-    }
-    u64::from_str_radix(digits, 16).map_err(|_| format!("bad chunk size {digits:?}").into())
-}
-
-/// The trailer section after the last chunk, once complete: `Some(None)` when it is
-/// empty, `Some(Some(fields))` when it carries fields, `None` while incomplete.
-fn trailers(buffer: &mut BytesMut) -> Result<Option<Option<HeaderMap>>, BoxError> {
-    if buffer.starts_with(b"\r\n") {
-        buffer.advance(2);
-        return Ok(Some(None));
-    }
-    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-        if buffer.len() > MAX_HEAD_BYTES {
-            return Err("trailer section too large".into());
-        }
-        return Ok(None);
-    };
-    let section = buffer.split_to(end + 4);
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let parsed = match httparse::parse_headers(&section, &mut fields) {
-        Ok(httparse::Status::Complete((_, parsed))) => parsed,
-        _ => return Err("malformed trailer section".into()),
-    };
-    let mut map = HeaderMap::with_capacity(parsed.len());
-    for field in parsed {
-        let name = HeaderName::from_bytes(field.name.as_bytes())?;
-        map.append(name, HeaderValue::from_bytes(field.value)?);
-    }
-    Ok(Some(Some(map)))
 }
 
 impl HttpBody for H1Body {
@@ -792,42 +596,6 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
-        }
-    }
-
-    #[test]
-    fn a_chunked_body_decodes_byte_by_byte_with_its_trailers() {
-        let bytes = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 9\r\n\r\n";
-        let (mut buffer, mut remaining) = (BytesMut::new(), Remaining::of(Framing::Chunked));
-        let (mut data, mut trailers) = (Vec::new(), None);
-        for byte in bytes {
-            buffer.extend_from_slice(&[*byte]);
-            while let Some(frame) = decode(&mut buffer, &mut remaining).unwrap() {
-                match frame.into_data() {
-                    Ok(chunk) => data.extend_from_slice(&chunk),
-                    Err(frame) => trailers = frame.into_trailers().ok(),
-                }
-            }
-        }
-        assert_eq!(data, b"hello world");
-        assert_eq!(trailers.unwrap()["x-sum"], "9");
-        assert_eq!(remaining, Remaining::Done);
-
-        let mut bad = BytesMut::from(&b"5\r\nhelloXX"[..]);
-        let mut remaining = Remaining::of(Framing::Chunked);
-        assert!(decode(&mut bad, &mut remaining).unwrap().is_some());
-        assert!(
-            decode(&mut bad, &mut remaining).is_err(),
-            "no CRLF after the data"
-        );
-    }
-
-    #[test]
-    fn chunk_sizes_are_hex_with_extensions_ignored() {
-        assert_eq!(chunk_size(b"1a").unwrap(), 26);
-        assert_eq!(chunk_size(b"0;name=value").unwrap(), 0);
-        for bad in [&b""[..], b"xyz", b"ffffffffffffffffff", b"-1"] {
-            assert!(chunk_size(bad).is_err());
         }
     }
 

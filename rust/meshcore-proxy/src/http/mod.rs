@@ -42,6 +42,7 @@ pub(crate) mod access_log;
 pub(crate) mod body;
 mod detect;
 mod h1_client;
+mod h1_codec;
 pub(crate) mod headers;
 mod malformed;
 pub(crate) mod matcher;

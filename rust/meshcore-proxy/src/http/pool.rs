@@ -39,7 +39,8 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::body::{self, Body};
-use super::h1_client::{Framing, H1Connection, H1Error, ResponseHead};
+use super::h1_client::{H1Connection, H1Error, ResponseHead};
+use super::h1_codec::Framing;
 use crate::stats::{ClusterCounters, TotalCounters, UpstreamMeter};
 use crate::worker;
 

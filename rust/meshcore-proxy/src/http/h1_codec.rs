@@ -1,0 +1,286 @@
+//! HTTP/1.1 message framing shared by the own client (`h1_client.rs`) and server
+//! (`h1_server.rs`): how a body is delimited (RFC 9112 §6), chunked decoding with its
+//! trailers, and the header fields that decide framing and persistence.
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::Frame;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::body::BoxError;
+
+/// The largest trailer section decoded.
+const MAX_TRAILER_BYTES: usize = 64 * 1024;
+/// The most trailer fields parsed.
+const MAX_TRAILERS: usize = 128;
+
+/// How a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// To the connection's close.
+    Close,
+}
+
+pub(crate) fn encode_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(crate) fn closes(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+}
+
+/// Where a chunked body's decoding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// In a chunk's data, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer fields, then an empty line.
+    Trailers,
+}
+
+/// What is left of a message body on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Remaining {
+    Length(u64),
+    Chunked(Chunk),
+    Close,
+    Done,
+}
+
+impl Remaining {
+    pub(crate) fn of(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty => Self::Done,
+            Framing::Length(n) => Self::Length(n),
+            Framing::Chunked => Self::Chunked(Chunk::Size),
+            Framing::Close => Self::Close,
+        }
+    }
+}
+
+/// The next body frame at the front of `buffer` (consumed), by what `remaining` says is
+/// left of the body; `None` when more bytes are needed or the body is done.
+pub(crate) fn decode(
+    buffer: &mut BytesMut,
+    remaining: &mut Remaining,
+) -> Result<Option<Frame<Bytes>>, BoxError> {
+    loop {
+        match *remaining {
+            Remaining::Done => return Ok(None),
+            Remaining::Length(left) | Remaining::Chunked(Chunk::Data(left)) => {
+                if buffer.is_empty() {
+                    return Ok(None);
+                }
+                let take = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(buffer.len());
+                let data = buffer.split_to(take).freeze();
+                let left = left - take as u64;
+                *remaining = match *remaining {
+                    Remaining::Length(_) if left == 0 => Remaining::Done,
+                    Remaining::Length(_) => Remaining::Length(left),
+                    _ if left == 0 => Remaining::Chunked(Chunk::DataEnd),
+                    _ => Remaining::Chunked(Chunk::Data(left)),
+                };
+                return Ok(Some(Frame::data(data)));
+            }
+            Remaining::Close => {
+                if buffer.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(Frame::data(buffer.split().freeze())));
+            }
+            Remaining::Chunked(Chunk::Size) => {
+                let Some(line) = take_line(buffer)? else {
+                    return Ok(None);
+                };
+                let size = chunk_size(&line)?;
+                *remaining = Remaining::Chunked(if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                });
+            }
+            Remaining::Chunked(Chunk::DataEnd) => {
+                if buffer.len() < 2 {
+                    return Ok(None);
+                }
+                if &buffer[..2] != b"\r\n" {
+                    return Err("chunk data not followed by CRLF".into());
+                }
+                buffer.advance(2);
+                *remaining = Remaining::Chunked(Chunk::Size);
+            }
+            Remaining::Chunked(Chunk::Trailers) => {
+                return match trailers(buffer)? {
+                    None => Ok(None),
+                    Some(map) => {
+                        *remaining = Remaining::Done;
+                        Ok(map.map(Frame::trailers))
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// A CRLF-terminated line from the front of `buffer` (consumed), without the CRLF.
+fn take_line(buffer: &mut BytesMut) -> Result<Option<Bytes>, BoxError> {
+    match buffer.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => {
+            let line = buffer.split_to(end).freeze();
+            buffer.advance(2);
+            Ok(Some(line))
+        }
+        None if buffer.len() > 4096 => Err("chunk-size line longer than 4096 bytes".into()),
+        None => Ok(None),
+    }
+}
+
+/// A chunk-size line's size (hex), extensions ignored.
+fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = std::str::from_utf8(digits)
+        .map_err(|_| "chunk size is not text")?
+        .trim_matches([' ', '\t']);
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(format!("bad chunk size {digits:?}").into());
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| format!("bad chunk size {digits:?}").into())
+}
+
+/// The trailer section after the last chunk, once complete: `Some(None)` when it is
+/// empty, `Some(Some(fields))` when it carries fields, `None` while incomplete.
+fn trailers(buffer: &mut BytesMut) -> Result<Option<Option<HeaderMap>>, BoxError> {
+    if buffer.starts_with(b"\r\n") {
+        buffer.advance(2);
+        return Ok(Some(None));
+    }
+    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if buffer.len() > MAX_TRAILER_BYTES {
+            return Err("trailer section too large".into());
+        }
+        return Ok(None);
+    };
+    let section = buffer.split_to(end + 4);
+    let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILERS];
+    let parsed = match httparse::parse_headers(&section, &mut fields) {
+        Ok(httparse::Status::Complete((_, parsed))) => parsed,
+        _ => return Err("malformed trailer section".into()),
+    };
+    let mut map = HeaderMap::with_capacity(parsed.len());
+    for field in parsed {
+        let name = HeaderName::from_bytes(field.name.as_bytes())?;
+        map.append(name, HeaderValue::from_bytes(field.value)?);
+    }
+    Ok(Some(Some(map)))
+}
+
+/// Whether `transfer-encoding` is present and, if so, whether `chunked` is its final
+/// coding (the only one that delimits a body).
+pub(crate) fn transfer_coding(headers: &HeaderMap) -> Option<bool> {
+    if !headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let last = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|coding| !coding.is_empty());
+    Some(last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")))
+}
+
+/// The `content-length`, if declared: repeated values (in one field or several) must
+/// agree, and each must be a plain decimal number.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.to_str().unwrap_or("x").split(',') {
+            let item = item.trim();
+            let parsed: u64 = match item.bytes().all(|b| b.is_ascii_digit()) {
+                true => item.parse().ok(),
+                false => None,
+            }
+            .ok_or_else(|| format!("content-length {value:?}"))?;
+            if length.is_some_and(|l| l != parsed) {
+                return Err("conflicting content-length values".into());
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_body_decodes_byte_by_byte_with_its_trailers() {
+        let bytes = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 9\r\n\r\n";
+        let (mut buffer, mut remaining) = (BytesMut::new(), Remaining::of(Framing::Chunked));
+        let (mut data, mut trailers) = (Vec::new(), None);
+        for byte in bytes {
+            buffer.extend_from_slice(&[*byte]);
+            while let Some(frame) = decode(&mut buffer, &mut remaining).unwrap() {
+                match frame.into_data() {
+                    Ok(chunk) => data.extend_from_slice(&chunk),
+                    Err(frame) => trailers = frame.into_trailers().ok(),
+                }
+            }
+        }
+        assert_eq!(data, b"hello world");
+        assert_eq!(trailers.unwrap()["x-sum"], "9");
+        assert_eq!(remaining, Remaining::Done);
+
+        let mut bad = BytesMut::from(&b"5\r\nhelloXX"[..]);
+        let mut remaining = Remaining::of(Framing::Chunked);
+        assert!(decode(&mut bad, &mut remaining).unwrap().is_some());
+        assert!(
+            decode(&mut bad, &mut remaining).is_err(),
+            "no CRLF after the data"
+        );
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_with_extensions_ignored() {
+        assert_eq!(chunk_size(b"1a").unwrap(), 26);
+        assert_eq!(chunk_size(b"0;name=value").unwrap(), 0);
+        for bad in [&b""[..], b"xyz", b"ffffffffffffffffff", b"-1"] {
+            assert!(chunk_size(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn content_lengths_must_be_digits_and_agree() {
+        let map = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(header::CONTENT_LENGTH, HeaderValue::from_static(v));
+            }
+            headers
+        };
+        assert_eq!(content_length(&map(&[])), Ok(None));
+        assert_eq!(content_length(&map(&["12"])), Ok(Some(12)));
+        assert_eq!(content_length(&map(&["12", "12, 12"])), Ok(Some(12)));
+        for bad in [&["+12"][..], &["-1"], &["1 2"], &["12", "13"], &[""]] {
+            assert!(content_length(&map(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
