@@ -1,6 +1,6 @@
 //! HTTP/1 on the wire, with raw client bytes: header case kept when
 //! `preserve_header_case` is on, pipelined requests answered in order, `Expect:
-//! 100-continue`, and malformed requests (ours and hyper's 400).
+//! 100-continue`, and malformed requests (an explained 400, first or later).
 
 mod support;
 
@@ -235,15 +235,15 @@ fn a_malformed_first_request_gets_an_explained_400_dpe() {
     let _ = std::fs::remove_dir_all(log.parent().expect("dir"));
 }
 
-/// What the malformed phase cannot see — a bad request later on a keep-alive connection —
-/// hyper answers itself, before any phase of ours: a bare 400 with no proxy-status or
-/// decision header (documented in `http/malformed.rs`). It is still counted as DPE.
+/// A bad request later on a keep-alive connection is explained as the first one is (the
+/// own HTTP/1 server parses every head): 400 DPE with the decision header, a log line,
+/// and the connection closed; the request before it was served.
 #[test]
-fn a_malformed_later_request_is_hypers_bare_400_counted_as_dpe() {
+fn a_malformed_later_request_gets_an_explained_400_too() {
     let rt = support::http::runtime();
     let plane = start();
     let app = HttpUpstream::start(&rt, "app", false);
-    let (proxy, _) = with_access_log(&plane, app.address);
+    let (proxy, log) = with_access_log(&plane, app.address);
     let response = send_raw(
         proxy,
         b"GET /first HTTP/1.1\r\nHost: app\r\n\r\nGET / HTTP/1.1\r\nHost: app\r\nno colon here\r\n\r\n",
@@ -252,12 +252,15 @@ fn a_malformed_later_request_is_hypers_bare_400_counted_as_dpe() {
         .find("HTTP/1.1 400 Bad Request\r\n")
         .unwrap_or_else(|| panic!("{response}"));
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-    assert!(
-        !response[second..].contains("x-meshcore-decision"),
-        "{response}"
-    );
+    let second = &response[second..];
+    assert!(second.contains("x-meshcore-decision"), "{second}");
+    assert!(second.contains("proxy-status"), "{second}");
+    assert!(second.contains("malformed request head"), "{second}");
+    assert!(second.contains("connection: close"), "{second}");
     assert!(support::eventually(|| plane.stats().totals.response_flags
         ["DPE"]
         == 1));
+    let lines = log_lines(&log, 2);
+    assert!(lines.iter().any(|l| l["response_code"] == 400), "{lines:?}");
     assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

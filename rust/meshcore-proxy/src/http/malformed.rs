@@ -13,16 +13,16 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::debug;
 
 use arc_swap::ArcSwap;
 
 use super::access_log::Record;
+use super::h1_server::{shutdown, write_all};
 use super::respond::{LocalReply, ResponseFlag};
 use crate::routing::RoutingTable;
-use crate::stats::DownstreamMeter;
+use crate::stats::TotalCounters;
 
 /// Why the first bytes of a connection on an `http` listener are not an HTTP request.
 pub(crate) fn not_http(bytes: &[u8]) -> String {
@@ -33,31 +33,21 @@ pub(crate) fn not_http(bytes: &[u8]) -> String {
     }
 }
 
-/// Why the first request's head so far cannot parse, if it cannot. Bytes that are only
-/// incomplete, or have more headers than checked here, are left to hyper and the limits
-/// phase.
-pub(crate) fn first_request_error(bytes: &[u8]) -> Option<String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    match httparse::Request::new(&mut headers).parse(bytes) {
-        Ok(_) | Err(httparse::Error::TooManyHeaders) => None,
-        Err(e) => Some(format!("malformed request head: {e}")),
-    }
-}
-
-/// Writes the explained 400 with `Connection: close`, counts and logs it, and closes.
+/// Writes the explained reply (400, or 431 for an oversized head) with `Connection:
+/// close`, counts and logs it, and closes.
 pub(crate) async fn answer(
-    mut stream: TcpStream,
-    details: String,
+    stream: &TcpStream,
+    reply: LocalReply,
     (peer, local): (SocketAddr, SocketAddr),
     table: &ArcSwap<RoutingTable>,
-    meter: &DownstreamMeter,
+    totals: &TotalCounters,
 ) {
     let started = Instant::now();
-    let reply = LocalReply::bad_request(details);
     let bytes = reply.to_http1_close();
-    debug!(%peer, details = %reply.details, "malformed request answered 400");
-    let written = stream.write_all(&bytes).await.is_ok() && stream.shutdown().await.is_ok();
-    meter.totals().flag(ResponseFlag::DownstreamProtocolError);
+    debug!(%peer, details = %reply.details, status = %reply.status, "malformed request answered");
+    let written = write_all(stream, &bytes).await.is_ok();
+    shutdown(stream);
+    totals.flag(ResponseFlag::DownstreamProtocolError);
     if let Some(logger) = &table.load().http.access_log {
         let mut record = Record::new(local, peer);
         record.start = std::time::SystemTime::now();
@@ -85,23 +75,6 @@ mod tests {
         assert_eq!(
             not_http(b"SSH-2.0-OpenSSH\r\n"),
             "not an HTTP/1.1 or HTTP/2 request"
-        );
-    }
-
-    #[test]
-    fn a_head_that_fails_the_parser_is_named_and_an_incomplete_one_is_not() {
-        assert_eq!(
-            first_request_error(b"GET / HTTP/1.1\r\nbad header: x\r\n\r\n").as_deref(),
-            Some("malformed request head: invalid header name")
-        );
-        assert_eq!(
-            first_request_error(b"GET / HTTP/1.1\r\nhost: a\x01b\r\n\r\n").as_deref(),
-            Some("malformed request head: invalid header value")
-        );
-        assert_eq!(first_request_error(b"GET / HTTP/1.1\r\nhost: a"), None);
-        assert_eq!(
-            first_request_error(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"),
-            None
         );
     }
 }

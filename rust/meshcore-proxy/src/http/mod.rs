@@ -39,10 +39,12 @@
 #![allow(clippy::result_large_err)]
 
 pub(crate) mod access_log;
+mod activity;
 pub(crate) mod body;
 mod detect;
 mod h1_client;
 mod h1_codec;
+mod h1_server;
 pub(crate) mod headers;
 mod malformed;
 pub(crate) mod matcher;
@@ -83,11 +85,13 @@ pub(crate) fn detect_bytes(bytes: &[u8]) -> Option<Detected> {
 /// The malformed phase's verdict on arbitrary first bytes, and the reply it would write.
 #[cfg(feature = "fuzzing")]
 pub(crate) fn malformed_reply(bytes: &[u8]) -> Option<Vec<u8>> {
-    let details = match detect::classify(bytes) {
-        Some(Detected::Opaque) => Some(malformed::not_http(bytes)),
-        _ => malformed::first_request_error(bytes),
+    let reply = match detect::classify(bytes) {
+        Some(Detected::Opaque) => {
+            Some(respond::LocalReply::bad_request(malformed::not_http(bytes)))
+        }
+        _ => h1_server::head_error(bytes),
     }?;
-    Some(respond::LocalReply::bad_request(details).to_http1_close())
+    Some(reply.to_http1_close())
 }
 
 /// The own HTTP/1 client's response parsing and body decoding, for the fuzz targets.
@@ -188,17 +192,11 @@ pub(crate) async fn serve_connection(
         }
         // Not HTTP on an `http` listener: an explained 400.
         Detected::Opaque | Detected::Timeout => {
-            let details = malformed::not_http(&buffer);
-            malformed::answer(stream, details, (peer, local), &table, &meter).await;
+            let reply = respond::LocalReply::bad_request(malformed::not_http(&buffer));
+            malformed::answer(&stream, reply, (peer, local), &table, meter.totals()).await;
             return;
         }
     };
-    if wire == Wire::Http1
-        && let Some(details) = malformed::first_request_error(&buffer)
-    {
-        malformed::answer(stream, details, (peer, local), &table, &meter).await;
-        return;
-    }
     let totals: Arc<TotalCounters> = meter.totals_arc();
     let downstream = Arc::new(Downstream {
         peer,
@@ -210,6 +208,11 @@ pub(crate) async fn serve_connection(
         totals,
         counters,
     });
-    server::serve(Prefixed::new(buffer.freeze(), stream), wire, downstream).await;
+    match wire {
+        Wire::Http1 => h1_server::serve(stream, buffer, downstream).await,
+        Wire::Http2 => {
+            server::serve_http2(Prefixed::new(buffer.freeze(), stream), downstream).await
+        }
+    }
     drop(meter);
 }

@@ -22,7 +22,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -35,11 +34,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::access_log::Record;
+use super::activity::{ActiveRequest, Activity, stopped};
 use super::body::{self, Body};
 use super::detect::Prefixed;
 use super::headers::X_REQUEST_ID;
 use super::matcher::RequestView;
-use super::pool::Wire;
 use super::respond::{Decision, LocalReply, ResponseFlag};
 use super::rewrite::{redirect_location, split_authority};
 use super::router::{Action, RouteTable};
@@ -66,73 +65,93 @@ pub(crate) struct Downstream {
     pub(crate) counters: Arc<ListenerCounters>,
 }
 
-/// Serves HTTP on a detected connection until it closes: when the listener's idle timeout
-/// passes with no request in flight, or its direction drains, the connection shuts down
-/// gracefully (HTTP/2 GOAWAY; HTTP/1 closes when idle, else after the current response,
-/// which carries `Connection: close`).
-pub(crate) async fn serve(io: Prefixed, wire: Wire, downstream: Arc<Downstream>) {
+/// Serves HTTP/1.1 with hyper on a connection the own server (`h1_server.rs`) handed over:
+/// from a request it leaves to hyper (an upgrade, HTTP/1.0, preserved header case) to the
+/// connection's end. When the listener's idle timeout passes with no request in flight, or
+/// its direction drains, the connection closes when idle, else after the current response,
+/// which carries `Connection: close`.
+pub(crate) async fn serve_http1<I>(io: I, downstream: Arc<Downstream>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let settings = Arc::clone(&downstream.table.load().http);
-    let totals = Arc::clone(&downstream.totals);
-    let peer = downstream.peer;
-    let listener = Arc::clone(&downstream.listener);
     let activity = Arc::new(Activity::new());
-    let requests = Arc::clone(&activity);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // No hyper header-read timeout: hyper arms it whenever it waits for a request head,
+    // idle keep-alive included, so its 30 s default closed idle keep-alive connections
+    // long before the listener's idle timeout. What ends a connection that sends no
+    // complete request is the idle timeout, as in Envoy (whose request_headers_timeout is
+    // off by default).
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .preserve_header_case(settings.preserve_header_case)
+        .max_buf_size(settings.parser_buffer())
+        .max_headers(settings.parser_headers());
+    let service = service(&downstream, &activity);
+    let connection = pin!(
+        builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+    );
+    let served = Supervision::of(&downstream, &activity)
+        .run(connection, |c| c.graceful_shutdown())
+        .await;
+    ended(served, &downstream);
+}
+
+/// Serves HTTP/2 (prior knowledge) on a detected connection until it closes; when the
+/// listener's idle timeout passes with no request in flight, or its direction drains, the
+/// connection sends GOAWAY and its streams finish.
+pub(crate) async fn serve_http2(io: Prefixed, downstream: Arc<Downstream>) {
+    let settings = Arc::clone(&downstream.table.load().http);
+    let activity = Arc::new(Activity::new());
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.parser_buffer()).unwrap_or(u32::MAX))
+        .serve_connection(TokioIo::new(io), service(&downstream, &activity));
+    // Boxed: HTTP/2's connection state is several KiB that an idle connection's task
+    // would otherwise keep inline.
+    let mut connection = Box::pin(connection);
+    let served = Supervision::of(&downstream, &activity)
+        .run(connection.as_mut(), |c| c.graceful_shutdown())
+        .await;
+    ended(served, &downstream);
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// What hyper calls per request: [`handle`].
+fn service(
+    downstream: &Arc<Downstream>,
+    activity: &Arc<Activity>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = ResponseFuture,
+> + Clone {
+    let (downstream, activity) = (Arc::clone(downstream), Arc::clone(activity));
     // Each request's future is boxed: hyper keeps the service's future inline in its
     // connection state, and ours (routing, the upstream pool, the retry loop) is several
-    // KiB that an idle keep-alive connection would otherwise keep resident. One
-    // allocation per request buys that back.
-    let service = service_fn(move |request| {
+    // KiB that an idle keep-alive connection would otherwise keep resident.
+    service_fn(move |request: Request<Incoming>| -> ResponseFuture {
         let downstream = Arc::clone(&downstream);
-        let active = requests.start();
-        Box::pin(async move { Ok::<_, Infallible>(handle(request, downstream, active).await) })
-    });
-    let io = TokioIo::new(io);
-    let supervision = Supervision {
-        activity: &activity,
-        idle_timeout: listener.idle_timeout,
-        draining: listener.draining(),
-        totals: &totals,
-    };
-    let served = match wire {
-        Wire::Http1 => {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            // No hyper header-read timeout: hyper arms it whenever it waits for a request
-            // head, idle keep-alive included, so its 30 s default closed idle keep-alive
-            // connections long before the listener's idle timeout (and registered a timer
-            // per request: an eventfd write to wake the driver). What ends a connection
-            // that sends no complete request is the idle timeout below, as in Envoy (whose
-            // request_headers_timeout is off by default).
-            //
-            // Flattened writes: a response head and a small body go out as one buffer
-            // (one copy of the body) rather than hyper's vectored queue, which costs more
-            // to build than the copy for the bodies a mesh mostly carries (callgrind:
-            // about 400 instructions per request fewer at 1 KB).
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(None)
-                .writev(false)
-                .preserve_header_case(settings.preserve_header_case)
-                .max_buf_size(settings.parser_buffer())
-                .max_headers(settings.parser_headers());
-            let connection = pin!(builder.serve_connection(io, service).with_upgrades());
-            supervision.run(connection, |c| c.graceful_shutdown()).await
-        }
-        Wire::Http2 => {
-            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .max_header_list_size(u32::try_from(settings.parser_buffer()).unwrap_or(u32::MAX))
-                .serve_connection(io, service);
-            // Boxed: HTTP/2's connection state is several KiB that would otherwise size
-            // every HTTP/1 connection's task too (an idle keep-alive connection keeps it).
-            let mut connection = Box::pin(connection);
-            Box::pin(supervision.run(connection.as_mut(), |c| c.graceful_shutdown())).await
-        }
-    };
+        let active = activity.start();
+        let request = request.map(body::from_incoming);
+        Box::pin(async move { Ok(handle(request, downstream, active).await) })
+    })
+}
+
+/// Counts a connection that hyper ended on a request it could not parse.
+fn ended(served: Result<(), hyper::Error>, downstream: &Downstream) {
     if let Err(e) = served {
         if e.is_parse() || e.is_parse_too_large() {
-            totals.flag(ResponseFlag::DownstreamProtocolError);
+            downstream
+                .totals
+                .flag(ResponseFlag::DownstreamProtocolError);
         }
-        debug!(%peer, error = %e, "downstream HTTP connection ended with an error");
+        debug!(peer = %downstream.peer, error = %e, "downstream HTTP connection ended with an error");
     }
 }
 
@@ -144,7 +163,16 @@ struct Supervision<'a> {
     totals: &'a TotalCounters,
 }
 
-impl Supervision<'_> {
+impl<'a> Supervision<'a> {
+    fn of(downstream: &'a Downstream, activity: &'a Activity) -> Self {
+        Self {
+            activity,
+            idle_timeout: downstream.listener.idle_timeout,
+            draining: downstream.listener.draining(),
+            totals: &downstream.totals,
+        }
+    }
+
     /// Drives `connection` to its end, asking it once to shut down gracefully when it has
     /// been idle for the timeout or its direction drains.
     ///
@@ -159,23 +187,7 @@ impl Supervision<'_> {
     where
         C: Future<Output = Result<(), hyper::Error>>,
     {
-        let idle = async {
-            match self.idle_timeout {
-                Some(timeout) => {
-                    self.activity.idle_for(timeout).await;
-                    true
-                }
-                None => std::future::pending().await,
-            }
-        };
-        let stop = async {
-            // Biased: no random branch order to draw on every poll of the connection.
-            tokio::select! {
-                biased;
-                idle = idle => idle,
-                () = self.draining.cancelled() => false,
-            }
-        };
+        let stop = stopped(self.activity, self.idle_timeout, self.draining);
         // Stop first: a drain that fired before a response was ready must mark that
         // response `Connection: close`.
         tokio::select! {
@@ -192,69 +204,8 @@ impl Supervision<'_> {
     }
 }
 
-/// The requests in flight on one connection, for its idle timeout: Envoy's HTTP idle
-/// timeout, the time with no active request (not with no bytes, as for opaque TCP).
-///
-/// The request path only counts (an atomic in-flight count and when the last request
-/// ended); nothing is notified. The idle timer is one `Sleep` per connection that looks
-/// at the counts when it fires and re-arms itself.
-#[derive(Debug)]
-struct Activity {
-    in_flight: AtomicUsize,
-    /// When the last request ended, in microseconds since `epoch`.
-    last_end: AtomicU64,
-    epoch: tokio::time::Instant,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            in_flight: AtomicUsize::new(0),
-            last_end: AtomicU64::new(0),
-            epoch: tokio::time::Instant::now(),
-        }
-    }
-
-    fn start(self: &Arc<Self>) -> ActiveRequest {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        ActiveRequest(Arc::clone(self))
-    }
-
-    /// Resolves once no request has been in flight for `timeout`.
-    async fn idle_for(&self, timeout: Duration) {
-        let sleep = tokio::time::sleep(timeout);
-        tokio::pin!(sleep);
-        loop {
-            sleep.as_mut().await;
-            let now = tokio::time::Instant::now();
-            let deadline = if self.in_flight.load(Ordering::Acquire) > 0 {
-                now + timeout
-            } else {
-                self.epoch + Duration::from_micros(self.last_end.load(Ordering::Acquire)) + timeout
-            };
-            if deadline <= now {
-                return;
-            }
-            sleep.as_mut().reset(deadline);
-        }
-    }
-}
-
-/// One request of a connection, from its headers to the end of its response body.
-#[derive(Debug)]
-struct ActiveRequest(Arc<Activity>);
-
-impl Drop for ActiveRequest {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        let ended = u64::try_from(activity.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-        activity.last_end.fetch_max(ended, Ordering::AcqRel);
-        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-async fn handle(
-    request: Request<Incoming>,
+pub(crate) async fn handle(
+    request: Request<Body>,
     downstream: Arc<Downstream>,
     active: ActiveRequest,
 ) -> Response<Body> {
@@ -316,7 +267,7 @@ async fn handle(
     Response::from_parts(parts, body)
 }
 
-fn describe(request: &Request<Incoming>, record: &mut Record) {
+fn describe<B>(request: &Request<B>, record: &mut Record) {
     let header = |name: header::HeaderName| {
         request
             .headers()
@@ -364,7 +315,7 @@ fn authority<B>(request: &Request<B>) -> Option<String> {
 
 /// Limits → route → action.
 async fn phases(
-    request: Request<Incoming>,
+    request: Request<Body>,
     downstream: &Downstream,
     table: &RoutingTable,
     record: &mut Record,
@@ -402,7 +353,7 @@ async fn phases(
 }
 
 async fn route_request(
-    request: Request<Incoming>,
+    request: Request<Body>,
     authority: String,
     routes: &RouteTable,
     downstream: &Downstream,

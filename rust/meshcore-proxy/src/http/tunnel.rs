@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -33,7 +32,7 @@ use crate::stats::UpstreamMeter;
 
 /// Answers a CONNECT: 200 and a tunnel, or the local reply saying why not.
 pub(crate) async fn connect(
-    mut request: Request<Incoming>,
+    mut request: Request<Body>,
     routes: Option<&RouteTable>,
     downstream: &Downstream,
     record: &mut Record,
@@ -151,7 +150,7 @@ pub(crate) async fn connect(
 fn routed_cluster(
     routes: Option<&RouteTable>,
     authority: &str,
-    request: &Request<Incoming>,
+    request: &Request<Body>,
 ) -> Option<(Arc<Cluster>, Arc<str>)> {
     let host = routes?.host(authority)?;
     let (_, port) = split_authority(authority);

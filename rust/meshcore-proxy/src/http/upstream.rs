@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 use hyper::header::{self, HeaderValue};
 use hyper::http::uri::{self, PathAndQuery};
 use hyper::{Request, Response, StatusCode, Uri, Version};
@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::access_log::Record;
-use super::body::{self, Body};
+use super::body::{self, Body, BoxError};
 use super::h1_client::H1Error;
 use super::headers::{add_forwarding, remove_hop_by_hop};
 use super::pool::{Lease, Meters, PoolError, Received, SendError, Wire};
@@ -125,7 +125,7 @@ impl Failure {
 /// Forwards one request; returns the upstream's response or the local reply explaining why
 /// there is none. `record` gets the cluster, upstream host and flags.
 pub(crate) async fn forward(
-    mut request: Request<Incoming>,
+    mut request: Request<Body>,
     forwarding: Forwarding<'_>,
     downstream: &Downstream,
     record: &mut Record,
@@ -278,7 +278,7 @@ pub(crate) async fn forward(
             }
         }
     } else {
-        (Some(body::from_incoming(incoming)), None)
+        (Some(incoming), None)
     };
     let tries = if replay.is_some() {
         1 + retries.attempts
@@ -541,15 +541,15 @@ enum Replay {
     Streamed(Body),
 }
 
-async fn replayable(incoming: Incoming) -> Result<Replay, hyper::Error> {
-    if incoming.is_end_stream() {
+async fn replayable(body: Body) -> Result<Replay, BoxError> {
+    if body.is_end_stream() {
         return Ok(Replay::Kept(Bytes::new()));
     }
-    match incoming.size_hint().exact() {
+    match body.size_hint().exact() {
         Some(length) if length <= REPLAY_LIMIT => {
-            Ok(Replay::Kept(incoming.collect().await?.to_bytes()))
+            Ok(Replay::Kept(body.collect().await?.to_bytes()))
         }
-        _ => Ok(Replay::Streamed(body::from_incoming(incoming))),
+        _ => Ok(Replay::Streamed(body)),
     }
 }
 

@@ -166,6 +166,10 @@ async fn answer(
             Frame::trailers(trailers),
         ];
         *response.body_mut() = Frames(frames.into_iter().collect()).boxed();
+        // Declared, so that hyper sends the trailer over HTTP/1.1 too.
+        response
+            .headers_mut()
+            .insert("trailer", "grpc-status".parse().expect("value"));
     } else if request.headers().contains_key("upgrade") {
         let upgrade = hyper::upgrade::on(&mut request);
         tokio::spawn(async move {

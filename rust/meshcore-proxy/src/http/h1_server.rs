@@ -1,0 +1,843 @@
+//! HTTP/1.1 from a downstream client without hyper: the connection's task reads each
+//! request head (httparse), runs the request's phases ([`server::handle`]) and writes the
+//! response, one request after another, as pingora's and nginx's servers do.
+//!
+//! hyper's server parses into its own state, dispatches through a service and encodes
+//! through a write queue; for the requests a mesh mostly carries that machinery cost more
+//! instructions than the proxying itself (bench/README.md, session 4). This loop does the
+//! common case inline:
+//!
+//! - keep-alive (HTTP/1.1's default; `Connection: close` honoured), pipelining (the next
+//!   request is read only after the current response is written, so answers keep order);
+//! - request bodies by `content-length` or `chunked` (RFC 9112 §6), streamed to the
+//!   upstream as they arrive, `Expect: 100-continue` answered when the body is first read;
+//! - responses framed by their `content-length`, their known size, else chunked (with
+//!   trailers); HEAD, 1xx, 204 and 304 without a body;
+//! - a head that does not parse, a bad framing, or a head over the configured size: an
+//!   explained 400 or 431 (flag DPE, `proxy-status`, the decision header, a log line),
+//!   then close — on every request of the connection, not only the first.
+//!
+//! What it leaves to hyper is rare and stateful: a request asking for an `Upgrade` (or
+//! CONNECT), HTTP/1.0, an expectation other than `100-continue`, more header fields than
+//! are parsed here, and listeners that preserve header-name case. Such a request, and the
+//! rest of its connection, go to hyper's server ([`server::serve_http1`]) with the bytes
+//! read so far replayed.
+//!
+//! A connection stops taking requests when the listener's idle timeout passes with no
+//! request in flight or its direction drains: at once when it waits for a request, else
+//! after the current response, which then carries `Connection: close`.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::activity::{Activity, stopped};
+use super::body::{self, Body, BoxError};
+use super::h1_codec::{
+    Chunk, Remaining, closes, content_length, decode, encode_field, transfer_coding,
+};
+use super::respond::LocalReply;
+use super::server::{self, Downstream};
+use super::{HttpSettings, malformed};
+
+/// The most request header fields parsed here; a request with more goes to hyper, whose
+/// limit is the configured one doubled (so the limits phase can explain a 431).
+const MAX_HEADERS: usize = 128;
+/// How much is read at a time while a head is incomplete.
+const HEAD_CHUNK: usize = 4 * 1024;
+/// How much is read at a time for a request body.
+const BODY_CHUNK: usize = 16 * 1024;
+/// Response bytes gathered before they are written, when the body has more ready.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The connection, shared by the server loop and the body of the request being read.
+#[derive(Debug)]
+struct Inbound {
+    stream: TcpStream,
+    read: Mutex<ReadSide>,
+}
+
+/// What has been read from the client and not yet consumed.
+#[derive(Debug)]
+struct ReadSide {
+    buffer: BytesMut,
+    /// What is left of the current request's body on the connection.
+    body: Remaining,
+    expect: Expect,
+}
+
+/// Where a request's `Expect: 100-continue` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Not asked, or already answered (by a 100 or the final response).
+    Settled,
+    /// The 100 goes out when the body is first read.
+    Waiting,
+    /// The 100 was started; this many of its bytes are still to be written (before the
+    /// response head, by the server loop).
+    Unwritten(usize),
+}
+
+impl Inbound {
+    fn read(&self) -> MutexGuard<'_, ReadSide> {
+        // Nothing panics while holding it; a poisoned lock still guards whole state.
+        self.read.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The next thing on the connection (unpacked at once, as [`Head`]).
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Request(Request<Body>, Framed),
+    /// A request this loop does not serve: hyper takes the connection from here.
+    ToHyper,
+    /// The client closed between requests.
+    Closed,
+}
+
+/// What the loop must know of a request besides what the phases see.
+#[derive(Debug, Clone, Copy)]
+struct Framed {
+    head_request: bool,
+    keep_alive: bool,
+}
+
+/// Serves HTTP/1.1 on a detected connection (`buffer`: the bytes detection read) until it
+/// closes, or hands it to hyper at a request it leaves to hyper.
+pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<Downstream>) {
+    let settings = Arc::clone(&downstream.table.load().http);
+    let inbound = Arc::new(Inbound {
+        stream,
+        read: Mutex::new(ReadSide {
+            buffer,
+            body: Remaining::Done,
+            expect: Expect::Settled,
+        }),
+    });
+    if settings.preserve_header_case {
+        // Case is kept by hyper's parser and encoder only.
+        return server::serve_http1(Replay(inbound), downstream).await;
+    }
+    let activity = Arc::new(Activity::new());
+    let listener = Arc::clone(&downstream.listener);
+    let mut stop = pin!(stopped(
+        &activity,
+        listener.idle_timeout,
+        listener.draining()
+    ));
+    let mut stopping = false;
+    let mut out = Vec::new();
+    loop {
+        let next = tokio::select! {
+            biased;
+            idle = stop.as_mut(), if !stopping => {
+                if idle {
+                    downstream.totals.idle_timeout();
+                }
+                break;
+            }
+            next = next_request(&inbound, &settings) => next,
+        };
+        let (request, framed) = match next {
+            Ok(Next::Request(request, framed)) => (request, framed),
+            Ok(Next::ToHyper) => {
+                return server::serve_http1(Replay(inbound), downstream).await;
+            }
+            Ok(Next::Closed) => return,
+            Err(HeadError::Io(e)) => {
+                debug!(peer = %downstream.peer, error = %e, "downstream connection failed");
+                return;
+            }
+            Err(HeadError::Reply(reply)) => {
+                let addresses = (downstream.peer, downstream.local);
+                malformed::answer(
+                    &inbound.stream,
+                    reply,
+                    addresses,
+                    &downstream.table,
+                    &downstream.totals,
+                )
+                .await;
+                return;
+            }
+        };
+        // Boxed: the phases' future is several KiB that every idle connection's task
+        // would otherwise keep.
+        let mut handled = Box::pin(server::handle(
+            request,
+            Arc::clone(&downstream),
+            activity.start(),
+        ));
+        let response = loop {
+            tokio::select! {
+                biased;
+                _ = stop.as_mut(), if !stopping => stopping = true,
+                response = handled.as_mut() => break response,
+            }
+        };
+        drop(handled);
+        let keep_alive = framed.keep_alive && !stopping;
+        match respond(
+            &inbound,
+            &mut out,
+            response,
+            framed.head_request,
+            keep_alive,
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                debug!(peer = %downstream.peer, error = %e, "writing the response failed");
+                return;
+            }
+        }
+        // A large response's buffer is not kept by an idle connection.
+        if out.capacity() > WRITE_HIGH_WATER {
+            out = Vec::new();
+        }
+    }
+    shutdown(&inbound.stream);
+}
+
+/// Why no request head could be taken.
+#[derive(Debug)]
+enum HeadError {
+    Io(io::Error),
+    /// The client sent something that is not a request this proxy accepts.
+    Reply(LocalReply),
+}
+
+/// Reads until a request head is complete and returns it.
+async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result<Next, HeadError> {
+    loop {
+        {
+            let mut read = inbound.read();
+            if let Some(next) = parse_request(&mut read, inbound)? {
+                return Ok(next);
+            }
+            if read.buffer.len() > settings.parser_buffer() {
+                return Err(HeadError::Reply(LocalReply::headers_too_large(format!(
+                    "request head larger than {} bytes",
+                    settings.parser_buffer()
+                ))));
+            }
+        }
+        inbound.stream.readable().await.map_err(HeadError::Io)?;
+        let mut read = inbound.read();
+        // An idle connection keeps no large buffer (one over the head chunk came from a
+        // large head or body); reading into a fresh one costs an allocation only then.
+        if read.buffer.is_empty() && read.buffer.capacity() > HEAD_CHUNK {
+            read.buffer = BytesMut::new();
+        }
+        read.buffer.reserve(HEAD_CHUNK);
+        match inbound.stream.try_read_buf(&mut read.buffer) {
+            Ok(0) if read.buffer.is_empty() => return Ok(Next::Closed),
+            Ok(0) => {
+                return Err(HeadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client closed in the middle of a request head",
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+    }
+}
+
+/// The request at the front of the buffer (its head consumed), `None` while incomplete.
+fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<Next>, HeadError> {
+    let Some(head) = parse_head(&mut read.buffer)? else {
+        return Ok(None);
+    };
+    let Head::Request(mut request) = head else {
+        return Ok(Some(Next::ToHyper));
+    };
+    let headers = request.headers();
+    let length = content_length(headers).map_err(bad)?;
+    let remaining = match (transfer_coding(headers), length) {
+        (Some(true), None) => Remaining::Chunked(Chunk::Size),
+        (Some(true), Some(_)) => {
+            return Err(bad("both transfer-encoding and content-length".into()));
+        }
+        (Some(false), _) => {
+            return Err(bad("transfer-encoding does not end in chunked".into()));
+        }
+        (None, Some(0) | None) => Remaining::Done,
+        (None, Some(n)) => Remaining::Length(n),
+    };
+    // Only `100-continue` gets here (another expectation is hyper's to refuse).
+    let expect = if headers.contains_key(header::EXPECT) && remaining != Remaining::Done {
+        Expect::Waiting
+    } else {
+        Expect::Settled
+    };
+    let framed = Framed {
+        head_request: request.method() == Method::HEAD,
+        keep_alive: !closes(headers),
+    };
+    read.body = remaining;
+    read.expect = expect;
+    if remaining != Remaining::Done {
+        let length = match remaining {
+            Remaining::Length(n) => Some(n),
+            _ => None,
+        };
+        *request.body_mut() = RequestBody {
+            inbound: Some(Arc::clone(inbound)),
+            length,
+        }
+        .boxed_unsync();
+    }
+    Ok(Some(Next::Request(request, framed)))
+}
+
+fn bad(details: String) -> HeadError {
+    HeadError::Reply(LocalReply::bad_request(details))
+}
+
+/// A parsed head. (Returned once per request and unpacked at once: boxing the request
+/// would only add an allocation.)
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Head {
+    Request(Request<Body>),
+    /// Complete, but for hyper to serve (the bytes stay in the buffer).
+    ForHyper,
+}
+
+/// Parses a request head at the front of `buffer`, consuming it when this loop serves it;
+/// `None` while incomplete. The request's body is empty; the caller frames it.
+fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    // Uninitialized: the parser writes what it finds (no 4 KiB cleared per request).
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        buffer,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Ok(Some(Head::ForHyper)),
+        Err(e) => return Err(bad(format!("malformed request head: {e}"))),
+    };
+    let (Some(method), Some(target), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
+        // HTTP/1.0 (keep-alive by header, no chunked responses): hyper's.
+        return Ok(Some(Head::ForHyper));
+    };
+    let hypers = |f: &httparse::Header<'_>| {
+        f.name.eq_ignore_ascii_case("upgrade")
+            || (f.name.eq_ignore_ascii_case("expect")
+                && !f.value.eq_ignore_ascii_case(b"100-continue"))
+    };
+    if method == "CONNECT" || parsed.headers.iter().any(hypers) {
+        return Ok(Some(Head::ForHyper));
+    }
+    let method =
+        Method::from_bytes(method.as_bytes()).map_err(|_| bad(format!("method {method:?}")))?;
+    // Where the target and each field sit in the buffer, so that they can share the head's
+    // bytes once it is split off (no copy). A head is at most the parser buffer, so
+    // offsets fit in u32.
+    let start = buffer.as_ptr() as usize;
+    let offset = |at: *const u8| at as usize - start;
+    let target = (offset(target.as_ptr()), target.len());
+    let count = parsed.headers.len();
+    let mut spans = [[0u32; 4]; MAX_HEADERS];
+    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        *span = [
+            at(name),
+            at(name + field.name.len()),
+            at(value),
+            at(value + field.value.len()),
+        ];
+    }
+    let head = buffer.split_to(length).freeze();
+    let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1)).map_err(|_| {
+        bad(format!(
+            "request target {:?}",
+            String::from_utf8_lossy(&head[target.0..target.0 + target.1])
+        ))
+    })?;
+    let mut headers = HeaderMap::with_capacity(count);
+    for span in &spans[..count] {
+        let [name_start, name_end, value_start, value_end] = span.map(|o| o as usize);
+        let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| {
+            bad(format!(
+                "header name {:?}",
+                String::from_utf8_lossy(&head[name_start..name_end])
+            ))
+        })?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
+            .map_err(|_| bad(format!("value of header {name}")))?;
+        headers.append(name, value);
+    }
+    let mut request = Request::new(body::empty());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Ok(Some(Head::Request(request)))
+}
+
+/// The explained reply to arbitrary bytes as a first request head, if they get one (the
+/// fuzz targets' view of the malformed phase).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn head_error(bytes: &[u8]) -> Option<LocalReply> {
+    match parse_head(&mut BytesMut::from(bytes)) {
+        Err(HeadError::Reply(reply)) => Some(reply),
+        _ => None,
+    }
+}
+
+/// A request body read straight from the client's connection. It holds the connection only
+/// until its end: the server loop reads the next head once the body is done.
+struct RequestBody {
+    inbound: Option<Arc<Inbound>>,
+    /// What is left of a `content-length` body (the size hint the upstream frames by).
+    length: Option<u64>,
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let Some(inbound) = this.inbound.clone() else {
+            return Poll::Ready(None);
+        };
+        let mut guard = inbound.read();
+        let read = &mut *guard;
+        if read.expect == Expect::Waiting {
+            // The body is wanted now: tell the client to send it.
+            let written = inbound.stream.try_write(CONTINUE).unwrap_or(0);
+            read.expect = match CONTINUE.len() - written {
+                0 => Expect::Settled,
+                left => Expect::Unwritten(left),
+            };
+        }
+        let polled = loop {
+            match decode(&mut read.buffer, &mut read.body) {
+                Err(e) => break Poll::Ready(Some(Err(e))),
+                Ok(Some(frame)) => {
+                    if let (Some(length), Some(data)) = (this.length.as_mut(), frame.data_ref()) {
+                        *length -= data.len() as u64;
+                    }
+                    break Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(None) if read.body == Remaining::Done => break Poll::Ready(None),
+                Ok(None) => {}
+            }
+            read.buffer.reserve(BODY_CHUNK);
+            if let Err(e) = ready!(inbound.stream.poll_read_ready(cx)) {
+                break Poll::Ready(Some(Err(e.into())));
+            }
+            match inbound.stream.try_read_buf(&mut read.buffer) {
+                Ok(0) => {
+                    break Poll::Ready(Some(Err(
+                        "client closed the connection in the middle of the request body".into(),
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => break Poll::Ready(Some(Err(e.into()))),
+            }
+        };
+        // Done (or failed: the framing is lost and the connection will close): the
+        // connection is the server loop's again.
+        if read.body == Remaining::Done || matches!(polled, Poll::Ready(Some(Err(_)) | None)) {
+            drop(guard);
+            this.inbound = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inbound.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.inbound, self.length) {
+            (None, _) => SizeHint::with_exact(0),
+            (Some(_), Some(n)) => SizeHint::with_exact(n),
+            (Some(_), None) => SizeHint::default(),
+        }
+    }
+}
+
+/// Writes `response`; true when the connection can take another request.
+async fn respond(
+    inbound: &Arc<Inbound>,
+    out: &mut Vec<u8>,
+    response: Response<Body>,
+    head_request: bool,
+    mut keep_alive: bool,
+) -> io::Result<bool> {
+    out.clear();
+    {
+        let mut guard = inbound.read();
+        let read = &mut *guard;
+        if let Expect::Unwritten(left) = read.expect {
+            out.extend_from_slice(&CONTINUE[CONTINUE.len() - left..]);
+        }
+        // A final answer before the body was asked for: the client may still send it.
+        read.expect = Expect::Settled;
+        // A body nobody reads any more (the upstream answered without it): what has
+        // arrived is skipped. One still being read (streamed to an HTTP/2 upstream) or
+        // with more to come leaves the connection untrusted for another request.
+        if Arc::strong_count(inbound) == 1 {
+            while let Ok(Some(_)) = decode(&mut read.buffer, &mut read.body) {}
+        }
+        keep_alive &= read.body == Remaining::Done;
+    }
+    let (parts, mut body) = response.into_parts();
+    keep_alive &= !closes(&parts.headers);
+    let status = parts.status;
+    let bodiless = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // How the body is framed: its declared length, else its known size, else chunked.
+    let declared = content_length(&parts.headers).ok().flatten();
+    let known = body.size_hint().exact();
+    let framing = match (bodiless, declared, known) {
+        (true, _, _) => Framing::None,
+        (false, Some(n), _) | (false, None, Some(n)) => Framing::Length(n),
+        (false, None, None) => Framing::Chunked,
+    };
+    encode_head(
+        out,
+        &parts,
+        framing,
+        declared.is_none() && !bodiless,
+        keep_alive,
+    );
+    if framing == Framing::None {
+        // Ended before it goes out: the request is counted and logged by the time the
+        // client reads its answer.
+        drop(body);
+        write_all(&inbound.stream, out).await?;
+        return Ok(keep_alive);
+    }
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => u64::MAX,
+    };
+    loop {
+        // Frames ready now are gathered; the buffer goes out when the body has to wait,
+        // grows large, or ends.
+        let frame = match poll_now(&mut body).await {
+            Some(frame) => frame,
+            None => {
+                write_all(&inbound.stream, out).await?;
+                out.clear();
+                body.frame().await
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                // The response cannot be completed: the client sees it cut short.
+                write_all(&inbound.stream, out).await?;
+                debug!(error = %e, "response body failed; closing the connection");
+                return Ok(false);
+            }
+        };
+        match frame.into_data() {
+            Ok(data) if data.is_empty() => {}
+            Ok(data) => {
+                if framing == Framing::Chunked {
+                    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    // Never more than declared: the rest would be read as the next response.
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
+                    out.extend_from_slice(&data[..take]);
+                    left -= take as u64;
+                    if take < data.len() {
+                        write_all(&inbound.stream, out).await?;
+                        debug!("response body longer than its content-length; closing");
+                        return Ok(false);
+                    }
+                }
+            }
+            Err(frame) => {
+                if let (Framing::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
+                    out.extend_from_slice(b"0\r\n");
+                    for (name, value) in &trailers {
+                        encode_field(out, name, value);
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    drop(body);
+                    write_all(&inbound.stream, out).await?;
+                    return Ok(keep_alive);
+                }
+            }
+        }
+        if out.len() >= WRITE_HIGH_WATER {
+            write_all(&inbound.stream, out).await?;
+            out.clear();
+        }
+    }
+    match framing {
+        Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
+        // Shorter than declared: the client would wait for the rest.
+        _ if left != 0 => {
+            keep_alive = false;
+        }
+        _ => {}
+    }
+    drop(body);
+    write_all(&inbound.stream, out).await?;
+    Ok(keep_alive)
+}
+
+/// How a response body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Polls `body` once: `Some` when it had a frame (or its end) ready.
+async fn poll_now(body: &mut Body) -> Option<Option<Result<Frame<bytes::Bytes>, BoxError>>> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
+        Poll::Ready(frame) => Poll::Ready(Some(frame)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// Encodes the status line and header fields; `length` is added when the body's size is
+/// known but not declared.
+fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    framing: Framing,
+    add_length: bool,
+    keep_alive: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        // Framing and persistence are this hop's to say.
+        if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+            continue;
+        }
+        encode_field(out, name, value);
+    }
+    match framing {
+        Framing::Length(n) if add_length => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        _ => {}
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes all of `bytes` to the client.
+pub(super) async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Ends the sending side (the client reads the close after the last response).
+pub(super) fn shutdown(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+}
+
+/// The connection as hyper reads it after a hand-over: the bytes read and not consumed
+/// first, then the socket.
+#[derive(Debug)]
+struct Replay(Arc<Inbound>);
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let inbound = &self.0;
+        {
+            let mut read = inbound.read();
+            if !read.buffer.is_empty() {
+                let n = read.buffer.len().min(buf.remaining());
+                buf.put_slice(&read.buffer[..n]);
+                read.buffer.advance(n);
+                if read.buffer.is_empty() {
+                    read.buffer = BytesMut::new();
+                }
+                return Poll::Ready(Ok(()));
+            }
+        }
+        loop {
+            ready!(inbound.stream.poll_read_ready(cx))?;
+            match inbound.stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.stream.poll_write_ready(cx))?;
+            match self.0.stream.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        shutdown(&self.0.stream);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(bytes: &[u8]) -> Result<Option<Head>, String> {
+        parse_head(&mut BytesMut::from(bytes)).map_err(|e| match e {
+            HeadError::Reply(reply) => reply.details.to_string(),
+            HeadError::Io(e) => e.to_string(),
+        })
+    }
+
+    #[test]
+    fn a_head_that_fails_the_parser_is_named_and_an_incomplete_one_is_not() {
+        assert_eq!(
+            head(b"GET / HTTP/1.1\r\nbad header: x\r\n\r\n").unwrap_err(),
+            "malformed request head: invalid header name"
+        );
+        assert_eq!(
+            head(b"GET / HTTP/1.1\r\nhost: a\x01b\r\n\r\n").unwrap_err(),
+            "malformed request head: invalid header value"
+        );
+        assert!(head(b"GET / HTTP/1.1\r\nhost: a").unwrap().is_none());
+        let Some(Head::Request(request)) =
+            head(b"GET /a?b HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n").unwrap()
+        else {
+            panic!("a request");
+        };
+        assert_eq!(request.uri(), "/a?b");
+        assert_eq!(request.headers()["host"], "a");
+        assert_eq!(request.headers()["x-y"], "z");
+    }
+
+    #[test]
+    fn upgrades_connect_http_1_0_and_odd_expectations_are_left_to_hyper() {
+        for bytes in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"[..],
+            b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: something\r\ncontent-length: 1\r\n\r\n",
+        ] {
+            let mut buffer = BytesMut::from(bytes);
+            assert!(
+                matches!(parse_head(&mut buffer), Ok(Some(Head::ForHyper))),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+            assert_eq!(&buffer[..], bytes, "hyper reads the head again");
+        }
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("x-{i}: v\r\n"))
+            .collect();
+        let bytes = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        assert!(matches!(
+            parse_head(&mut BytesMut::from(bytes.as_bytes())),
+            Ok(Some(Head::ForHyper))
+        ));
+    }
+
+    #[test]
+    fn response_heads_frame_their_bodies_and_say_when_they_close() {
+        let response = Response::builder()
+            .status(404)
+            .header("date", "x")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap();
+        let (parts, ()) = response.into_parts();
+        let mut out = Vec::new();
+        encode_head(&mut out, &parts, Framing::Length(3), true, false);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "HTTP/1.1 404 Not Found\r\ndate: x\r\ncontent-length: 3\r\nconnection: close\r\n\r\n"
+        );
+        out.clear();
+        encode_head(&mut out, &parts, Framing::Chunked, true, true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 404 Not Found\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+    }
+}
