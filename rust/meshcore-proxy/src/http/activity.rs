@@ -2,8 +2,11 @@
 //! besides its client: the listener's idle timeout (Envoy's HTTP idle timeout, the time
 //! with no active request) and the drain of its direction.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -87,5 +90,80 @@ impl Drop for ActiveRequest {
         let ended = u64::try_from(activity.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
         activity.last_end.fetch_max(ended, Ordering::AcqRel);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A future polled only after its own waker fired: the connection's task is woken for
+/// every read and write, and polling the idle timer and the drain token on each of those
+/// wake-ups cost more than the rest of the supervision (callgrind: about 1,100
+/// instructions per request). As `FuturesUnordered` does, the inner future gets a waker of
+/// its own that records the wake-up and passes it on to the task.
+pub(crate) struct Dormant<F> {
+    future: F,
+    signal: Arc<Signal>,
+}
+
+impl<F> std::fmt::Debug for Dormant<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dormant")
+            .field("woken", &self.signal.woken)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Signal {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+impl<F: Future + Unpin> Dormant<F> {
+    pub(crate) fn new(future: F) -> Self {
+        Self {
+            future,
+            // Woken at first: the first poll registers the inner future's interest.
+            signal: Arc::new(Signal {
+                woken: AtomicBool::new(true),
+                task: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for Dormant<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        {
+            // The task to wake is kept current (it is the same on every poll of one task).
+            let mut task = this
+                .signal
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        if !this.signal.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(Arc::clone(&this.signal));
+        Pin::new(&mut this.future).poll(&mut Context::from_waker(&waker))
     }
 }

@@ -33,9 +33,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::body::{Body, BoxError};
-use super::h1_codec::{
-    Framing, Remaining, closes, content_length, decode, encode_field, transfer_coding,
-};
+use super::h1_codec::{Framing, FramingFields, Remaining, decode, encode_field};
 use super::pool::Closed;
 use crate::stats::UpstreamMeter;
 
@@ -291,7 +289,9 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respon
         let offset = |at: *const u8| u32::try_from(at as usize - start).unwrap_or(u32::MAX);
         let mut fields = [[0u32; 4]; MAX_HEADERS];
         let field_count = parsed.headers.len();
+        let mut noted = FramingFields::default();
         for (slot, field) in fields.iter_mut().zip(parsed.headers.iter()) {
+            noted.note(field.name, field.value);
             let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
             let name_end = name + u32::try_from(field.name.len()).unwrap_or(0);
             let value_end = value + u32::try_from(field.value.len()).unwrap_or(0);
@@ -311,8 +311,8 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respon
                 .map_err(|_| H1Error::Protocol(format!("value of header {name}")))?;
             map.append(name, value);
         }
-        let (framing, framed) = framing(&map, status, head_request)?;
-        let keep_alive = framed && version == Version::HTTP_11 && !closes(&map);
+        let (framing, framed) = framing(noted.clone(), status, head_request)?;
+        let keep_alive = framed && version == Version::HTTP_11 && !noted.close;
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
@@ -327,23 +327,26 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respon
 
 /// The body's framing, and whether it leaves the connection reusable.
 fn framing(
-    headers: &HeaderMap,
+    fields: FramingFields,
     status: StatusCode,
     head_request: bool,
 ) -> Result<(Framing, bool), H1Error> {
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, true));
     }
-    if let Some(chunked) = transfer_coding(headers) {
+    if let Some(chunked) = fields.chunked {
         // Both headers: transfer-encoding wins, and the connection is not trusted again.
-        let alone = !headers.contains_key(header::CONTENT_LENGTH);
+        let alone = fields.content_length.is_none();
         return Ok(if chunked {
             (Framing::Chunked, alone)
         } else {
             (Framing::Close, false)
         });
     }
-    let length = content_length(headers).map_err(H1Error::Protocol)?;
+    let length = fields
+        .content_length
+        .transpose()
+        .map_err(H1Error::Protocol)?;
     Ok(match length {
         Some(0) => (Framing::Empty, true),
         Some(length) => (Framing::Length(length), true),

@@ -190,22 +190,6 @@ fn trailers(buffer: &mut BytesMut) -> Result<Option<Option<HeaderMap>>, BoxError
     Ok(Some(Some(map)))
 }
 
-/// Whether `transfer-encoding` is present and, if so, whether `chunked` is its final
-/// coding (the only one that delimits a body).
-pub(crate) fn transfer_coding(headers: &HeaderMap) -> Option<bool> {
-    if !headers.contains_key(header::TRANSFER_ENCODING) {
-        return None;
-    }
-    let last = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|coding| !coding.is_empty());
-    Some(last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")))
-}
-
 /// The `content-length`, if declared: repeated values (in one field or several) must
 /// agree, and each must be a plain decimal number.
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
@@ -225,6 +209,77 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String>
         }
     }
     Ok(length)
+}
+
+/// The header fields that decide a message's framing and persistence, noted while its head
+/// is parsed: a field-name comparison per field instead of hashed map lookups afterwards.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FramingFields {
+    /// `content-length`: absent, or its value (repeats must agree), or why it is invalid.
+    pub(crate) content_length: Option<Result<u64, String>>,
+    /// `transfer-encoding`: absent, or whether `chunked` is its final coding.
+    pub(crate) chunked: Option<bool>,
+    /// `connection` names `close`.
+    pub(crate) close: bool,
+}
+
+impl FramingFields {
+    /// Notes one header field.
+    pub(crate) fn note(&mut self, name: &str, value: &[u8]) {
+        match name.len() {
+            14 if name.eq_ignore_ascii_case("content-length") => {
+                if matches!(self.content_length, Some(Err(_))) {
+                    return;
+                }
+                for item in value.split(|&b| b == b',') {
+                    let parsed = decimal(item.trim_ascii()).ok_or_else(|| {
+                        format!("content-length {:?}", String::from_utf8_lossy(value))
+                    });
+                    self.content_length = match (&self.content_length, parsed) {
+                        (_, Err(e)) => Some(Err(e)),
+                        (Some(Ok(seen)), Ok(n)) if *seen != n => {
+                            Some(Err("conflicting content-length values".into()))
+                        }
+                        (_, Ok(n)) => Some(Ok(n)),
+                    };
+                    if matches!(self.content_length, Some(Err(_))) {
+                        return;
+                    }
+                }
+            }
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+                // The final coding of the last field decides; an empty field keeps the last.
+                let last = value
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .rfind(|coding| !coding.is_empty());
+                match last {
+                    Some(coding) => self.chunked = Some(coding.eq_ignore_ascii_case(b"chunked")),
+                    None => {
+                        self.chunked.get_or_insert(false);
+                    }
+                }
+            }
+            10 if name.eq_ignore_ascii_case("connection") => {
+                self.close |= value
+                    .split(|&b| b == b',')
+                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A plain decimal number (no sign, no spaces), at most 19 digits.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
 }
 
 #[cfg(test)]
@@ -282,5 +337,42 @@ mod tests {
         for bad in [&["+12"][..], &["-1"], &["1 2"], &["12", "13"], &[""]] {
             assert!(content_length(&map(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn framing_fields_are_noted_as_the_map_would_say() {
+        let noted = |fields: &[(&str, &str)]| {
+            let mut noted = FramingFields::default();
+            for (name, value) in fields {
+                noted.note(name, value.as_bytes());
+            }
+            noted
+        };
+        assert_eq!(noted(&[("Host", "a")]), FramingFields::default());
+        assert_eq!(
+            noted(&[("Content-Length", "12"), ("content-length", "12, 12")]).content_length,
+            Some(Ok(12))
+        );
+        for bad in [
+            &[("content-length", "+1")][..],
+            &[("content-length", "1"), ("Content-Length", "2")],
+            &[("content-length", "")],
+        ] {
+            assert!(matches!(noted(bad).content_length, Some(Err(_))), "{bad:?}");
+        }
+        assert_eq!(
+            noted(&[("Transfer-Encoding", "gzip, chunked")]).chunked,
+            Some(true)
+        );
+        assert_eq!(
+            noted(&[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "gzip")
+            ])
+            .chunked,
+            Some(false)
+        );
+        assert!(noted(&[("Connection", "keep-alive, Close")]).close);
+        assert!(!noted(&[("connection", "closed")]).close);
     }
 }

@@ -42,10 +42,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::activity::{Activity, stopped};
+use super::activity::{Activity, Dormant, stopped};
 use super::body::{self, Body, BoxError};
 use super::h1_codec::{
-    Chunk, Remaining, closes, content_length, decode, encode_field, transfer_coding,
+    Chunk, FramingFields, Remaining, closes, content_length, decode, encode_field,
 };
 use super::respond::LocalReply;
 use super::server::{self, Downstream};
@@ -132,17 +132,18 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
     }
     let activity = Arc::new(Activity::new());
     let listener = Arc::clone(&downstream.listener);
-    let mut stop = pin!(stopped(
+    let stop = pin!(stopped(
         &activity,
         listener.idle_timeout,
         listener.draining()
     ));
+    let mut stop = Dormant::new(stop);
     let mut stopping = false;
     let mut out = Vec::new();
     loop {
         let next = tokio::select! {
             biased;
-            idle = stop.as_mut(), if !stopping => {
+            idle = &mut stop, if !stopping => {
                 if idle {
                     downstream.totals.idle_timeout();
                 }
@@ -183,7 +184,7 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
         let response = loop {
             tokio::select! {
                 biased;
-                _ = stop.as_mut(), if !stopping => stopping = true,
+                _ = &mut stop, if !stopping => stopping = true,
                 response = handled.as_mut() => break response,
             }
         };
@@ -264,12 +265,12 @@ fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<N
     let Some(head) = parse_head(&mut read.buffer)? else {
         return Ok(None);
     };
-    let Head::Request(mut request) = head else {
+    let Head::Request(mut request, noted) = head else {
         return Ok(Some(Next::ToHyper));
     };
     let headers = request.headers();
-    let length = content_length(headers).map_err(bad)?;
-    let remaining = match (transfer_coding(headers), length) {
+    let length = noted.content_length.transpose().map_err(bad)?;
+    let remaining = match (noted.chunked, length) {
         (Some(true), None) => Remaining::Chunked(Chunk::Size),
         (Some(true), Some(_)) => {
             return Err(bad("both transfer-encoding and content-length".into()));
@@ -288,7 +289,7 @@ fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<N
     };
     let framed = Framed {
         head_request: request.method() == Method::HEAD,
-        keep_alive: !closes(headers),
+        keep_alive: !noted.close,
     };
     read.body = remaining;
     read.expect = expect;
@@ -315,7 +316,7 @@ fn bad(details: String) -> HeadError {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 enum Head {
-    Request(Request<Body>),
+    Request(Request<Body>, FramingFields),
     /// Complete, but for hyper to serve (the bytes stay in the buffer).
     ForHyper,
 }
@@ -358,7 +359,9 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     let target = (offset(target.as_ptr()), target.len());
     let count = parsed.headers.len();
     let mut spans = [[0u32; 4]; MAX_HEADERS];
+    let mut noted = FramingFields::default();
     for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+        noted.note(field.name, field.value);
         let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         *span = [
@@ -375,7 +378,8 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             String::from_utf8_lossy(&head[target.0..target.0 + target.1])
         ))
     })?;
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for what the forwarding adds (request id, x-forwarded-*), so it does not grow.
+    let mut headers = HeaderMap::with_capacity(count + 4);
     for span in &spans[..count] {
         let [name_start, name_end, value_start, value_end] = span.map(|o| o as usize);
         let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| {
@@ -393,7 +397,7 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
-    Ok(Some(Head::Request(request)))
+    Ok(Some(Head::Request(request, noted)))
 }
 
 /// The explained reply to arbitrary bytes as a first request head, if they get one (the
@@ -782,7 +786,7 @@ mod tests {
             "malformed request head: invalid header value"
         );
         assert!(head(b"GET / HTTP/1.1\r\nhost: a").unwrap().is_none());
-        let Some(Head::Request(request)) =
+        let Some(Head::Request(request, _)) =
             head(b"GET /a?b HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n").unwrap()
         else {
             panic!("a request");

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::access_log::Record;
-use super::activity::{ActiveRequest, Activity, stopped};
+use super::activity::{ActiveRequest, Activity, Dormant, stopped};
 use super::body::{self, Body};
 use super::detect::Prefixed;
 use super::headers::X_REQUEST_ID;
@@ -187,7 +187,8 @@ impl<'a> Supervision<'a> {
     where
         C: Future<Output = Result<(), hyper::Error>>,
     {
-        let stop = stopped(self.activity, self.idle_timeout, self.draining);
+        let stop = pin!(stopped(self.activity, self.idle_timeout, self.draining));
+        let stop = Dormant::new(stop);
         // Stop first: a drain that fired before a response was ready must mark that
         // response `Connection: close`.
         tokio::select! {
