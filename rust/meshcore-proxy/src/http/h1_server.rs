@@ -38,6 +38,8 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -47,6 +49,7 @@ use super::body::{self, Body, BoxError};
 use super::h1_codec::{
     Chunk, FramingFields, Remaining, closes, content_length, decode, encode_field,
 };
+use super::headers::{X_REQUEST_ID, request_id_from};
 use super::respond::LocalReply;
 use super::server::{self, Downstream};
 use super::{HttpSettings, malformed};
@@ -73,6 +76,8 @@ struct Inbound {
 #[derive(Debug)]
 struct ReadSide {
     buffer: BytesMut,
+    /// The connection's `x-request-id` generator.
+    ids: SmallRng,
     /// What is left of the current request's body on the connection.
     body: Remaining,
     expect: Expect,
@@ -122,6 +127,7 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
         stream,
         read: Mutex::new(ReadSide {
             buffer,
+            ids: SmallRng::from_rng(&mut rand::rng()),
             body: Remaining::Done,
             expect: Expect::Settled,
         }),
@@ -262,7 +268,7 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
 
 /// The request at the front of the buffer (its head consumed), `None` while incomplete.
 fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<Next>, HeadError> {
-    let Some(head) = parse_head(&mut read.buffer)? else {
+    let Some(head) = parse_head(&mut read.buffer, &mut read.ids)? else {
         return Ok(None);
     };
     let Head::Request(mut request, noted) = head else {
@@ -323,7 +329,7 @@ enum Head {
 
 /// Parses a request head at the front of `buffer`, consuming it when this loop serves it;
 /// `None` while incomplete. The request's body is empty; the caller frames it.
-fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>, HeadError> {
     // Uninitialized: the parser writes what it finds (no 4 KiB cleared per request).
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
@@ -360,8 +366,10 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     let count = parsed.headers.len();
     let mut spans = [[0u32; 4]; MAX_HEADERS];
     let mut noted = FramingFields::default();
+    let mut has_request_id = false;
     for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
         noted.note(field.name, field.value);
+        has_request_id |= field.name.len() == 12 && field.name.eq_ignore_ascii_case("x-request-id");
         let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         *span = [
@@ -392,6 +400,9 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             .map_err(|_| bad(format!("value of header {name}")))?;
         headers.append(name, value);
     }
+    if !has_request_id {
+        headers.insert(X_REQUEST_ID, request_id_from(ids));
+    }
     let mut request = Request::new(body::empty());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -404,7 +415,7 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
 /// fuzz targets' view of the malformed phase).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn head_error(bytes: &[u8]) -> Option<LocalReply> {
-    match parse_head(&mut BytesMut::from(bytes)) {
+    match parse_head(&mut BytesMut::from(bytes), &mut SmallRng::seed_from_u64(0)) {
         Err(HeadError::Reply(reply)) => Some(reply),
         _ => None,
     }
@@ -769,7 +780,8 @@ mod tests {
     use super::*;
 
     fn head(bytes: &[u8]) -> Result<Option<Head>, String> {
-        parse_head(&mut BytesMut::from(bytes)).map_err(|e| match e {
+        parse_head(&mut BytesMut::from(bytes), &mut SmallRng::seed_from_u64(0)).map_err(|e| match e
+        {
             HeadError::Reply(reply) => reply.details.to_string(),
             HeadError::Io(e) => e.to_string(),
         })
@@ -797,6 +809,23 @@ mod tests {
     }
 
     #[test]
+    fn a_request_id_is_added_when_absent_and_kept_when_sent() {
+        let Some(Head::Request(request, _)) = head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap()
+        else {
+            panic!("a request");
+        };
+        let id = request.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
+        let Some(Head::Request(request, _)) =
+            head(b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\n\r\n").unwrap()
+        else {
+            panic!("a request");
+        };
+        assert_eq!(request.headers().get_all("x-request-id").iter().count(), 1);
+        assert_eq!(request.headers()["x-request-id"], "mine");
+    }
+
+    #[test]
     fn upgrades_connect_http_1_0_and_odd_expectations_are_left_to_hyper() {
         for bytes in [
             &b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"[..],
@@ -806,7 +835,10 @@ mod tests {
         ] {
             let mut buffer = BytesMut::from(bytes);
             assert!(
-                matches!(parse_head(&mut buffer), Ok(Some(Head::ForHyper))),
+                matches!(
+                    parse_head(&mut buffer, &mut SmallRng::seed_from_u64(0)),
+                    Ok(Some(Head::ForHyper))
+                ),
                 "{}",
                 String::from_utf8_lossy(bytes)
             );
@@ -817,7 +849,10 @@ mod tests {
             .collect();
         let bytes = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
         assert!(matches!(
-            parse_head(&mut BytesMut::from(bytes.as_bytes())),
+            parse_head(
+                &mut BytesMut::from(bytes.as_bytes()),
+                &mut SmallRng::seed_from_u64(0)
+            ),
             Ok(Some(Head::ForHyper))
         ));
     }

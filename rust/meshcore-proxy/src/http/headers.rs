@@ -24,6 +24,10 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let mut present = 0u8;
     for name in headers.keys() {
+        // Most names have a length no hop-by-hop name has: one compare, not eight.
+        if HOP_BY_HOP_LENGTHS & (1 << name.as_str().len().min(31)) == 0 {
+            continue;
+        }
         if let Some(bit) = HOP_BY_HOP.iter().position(|hop| hop == name) {
             present |= 1 << bit;
         }
@@ -84,6 +88,27 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     PROXY_CONNECTION,
 ];
 
+/// The lengths of the hop-by-hop names, as bits.
+const HOP_BY_HOP_LENGTHS: u32 = {
+    let names = [
+        "connection",
+        "upgrade",
+        "te",
+        "transfer-encoding",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "keep-alive",
+        "proxy-connection",
+    ];
+    let mut bits = 0u32;
+    let mut i = 0;
+    while i < names.len() {
+        bits |= 1 << names[i].len();
+        i += 1;
+    }
+    bits
+};
+
 /// The client address as `x-forwarded-for` carries it; made once per connection.
 pub(crate) fn client_address(client: IpAddr) -> HeaderValue {
     let mut text = [0u8; 64];
@@ -127,7 +152,11 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// A random UUID v4 in its 36-character text form, as Envoy generates for
 /// `x-request-id`: written into a stack buffer, no allocation.
 fn request_id_bytes() -> [u8; 36] {
-    let mut bytes: [u8; 16] = rand::random();
+    uuid_text(rand::random())
+}
+
+/// A UUID v4 from 16 random bytes, in its 36-character text form.
+fn uuid_text(mut bytes: [u8; 16]) -> [u8; 36] {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let mut text = [b'-'; 36];
@@ -147,6 +176,14 @@ fn request_id_bytes() -> [u8; 36] {
 pub(crate) fn request_id_value() -> HeaderValue {
     let text = request_id_bytes();
     // Hex digits and dashes are always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// A new `x-request-id` value from a connection's own generator (seeded from the thread's
+/// cryptographic one): cheaper per request than the thread generator, which a
+/// dynamically loaded library reaches through a thread-local lookup each time.
+pub(crate) fn request_id_from(rng: &mut rand::rngs::SmallRng) -> HeaderValue {
+    let text = uuid_text(rand::Rng::random(rng));
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
@@ -203,6 +240,13 @@ impl HeaderEdits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_lengths_cover_every_hop_by_hop_name() {
+        for name in &HOP_BY_HOP {
+            assert_ne!(HOP_BY_HOP_LENGTHS & (1 << name.as_str().len()), 0, "{name}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_are_removed_with_those_connection_names() {
