@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 use super::body::{Body, BoxError};
 use super::h1_codec::{Framing, FramingFields, Remaining, decode, encode_field};
 use super::pool::Closed;
+use super::socket_io::read_some;
 use crate::stats::UpstreamMeter;
 
 /// The largest response head read (status line and headers).
@@ -192,8 +193,7 @@ impl H1Connection {
                     "response head larger than {MAX_HEAD_BYTES} bytes"
                 )));
             }
-            self.buffer.reserve(READ_CHUNK);
-            if tokio::io::AsyncReadExt::read_buf(&mut self.stream, &mut self.buffer).await? == 0 {
+            if std::future::poll_fn(|cx| self.poll_fill(cx)).await? == 0 {
                 return Err(H1Error::ClosedBeforeResponse);
             }
         }
@@ -203,7 +203,7 @@ impl H1Connection {
         self.buffer.reserve(READ_CHUNK);
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read_buf(&mut self.buffer) {
+            match read_some(&self.stream, &mut self.buffer) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 read => return Poll::Ready(read),
             }

@@ -52,6 +52,7 @@ use super::h1_codec::{
 use super::headers::{X_REQUEST_ID, request_id_from};
 use super::respond::LocalReply;
 use super::server::{self, Downstream};
+use super::socket_io::{read_some, shutdown, write_all};
 use super::{HttpSettings, malformed};
 
 /// The most request header fields parsed here; a request with more goes to hyper, whose
@@ -251,7 +252,7 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
             read.buffer = BytesMut::new();
         }
         read.buffer.reserve(HEAD_CHUNK);
-        match inbound.stream.try_read_buf(&mut read.buffer) {
+        match read_some(&inbound.stream, &mut read.buffer) {
             Ok(0) if read.buffer.is_empty() => return Ok(Next::Closed),
             Ok(0) => {
                 return Err(HeadError::Io(io::Error::new(
@@ -475,7 +476,7 @@ impl HttpBody for RequestBody {
             if let Err(e) = ready!(inbound.stream.poll_read_ready(cx)) {
                 break Poll::Ready(Some(Err(e.into())));
             }
-            match inbound.stream.try_read_buf(&mut read.buffer) {
+            match read_some(&inbound.stream, &mut read.buffer) {
                 Ok(0) => {
                     break Poll::Ready(Some(Err(
                         "client closed the connection in the middle of the request body".into(),
@@ -693,23 +694,6 @@ fn encode_head(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// Writes all of `bytes` to the client.
-pub(super) async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Ends the sending side (the client reads the close after the last response).
-pub(super) fn shutdown(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }
 
 /// The connection as hyper reads it after a hand-over: the bytes read and not consumed

@@ -1,14 +1,14 @@
-//! The malformed phase: a first request that cannot be HTTP/1 is answered here, before
-//! hyper, with an explained 400 (flag DPE, `proxy-status`, the decision header, an access
-//! log line) and the connection closed, as Envoy answers a codec error.
+//! The malformed phase: a request that cannot be HTTP/1 is answered here with an
+//! explained reply (400, or 431 for a head over the parser's buffer; flag DPE,
+//! `proxy-status`, the decision header, an access log line) and the connection closed, as
+//! Envoy answers a codec error.
 //!
-//! hyper answers a request it cannot parse with a bare 400 of its own that no phase of
-//! ours sees. The detect phase has already read the connection's first bytes, so the
-//! common cases are caught here first: bytes that are not HTTP at all on an `http`
-//! listener (a TLS handshake to a plaintext port, another protocol) and a first request
-//! head whose bytes so far fail the same parser hyper uses (`httparse`). What this cannot
-//! see — a later request on a keep-alive connection, or a head longer than the first read —
-//! still gets hyper's bare 400, counted as DPE.
+//! Two places call it: detection, for bytes that are not HTTP at all on an `http`
+//! listener (a TLS handshake to a plaintext port, another protocol), and the own HTTP/1
+//! server (`h1_server.rs`) for any request head on the connection that fails the parser
+//! or frames its body ambiguously. Only a connection handed to hyper (an upgrade,
+//! HTTP/1.0, preserved header case) can still get hyper's bare 400 for a later bad
+//! request, counted as DPE.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -19,8 +19,8 @@ use tracing::debug;
 use arc_swap::ArcSwap;
 
 use super::access_log::Record;
-use super::h1_server::{shutdown, write_all};
 use super::respond::{LocalReply, ResponseFlag};
+use super::socket_io::{shutdown, write_all};
 use crate::routing::RoutingTable;
 use crate::stats::TotalCounters;
 

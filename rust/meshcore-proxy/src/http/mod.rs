@@ -9,10 +9,13 @@
 //!    │
 //!  detect           http/detect.rs   HTTP/2 preface │ HTTP/1 request line │ opaque / timeout
 //!    │                               (opaque on `auto` → tcp_route via tcp_proxy.rs)
-//!  malformed        http/malformed.rs  not HTTP on `http`, or a first request head that
-//!    │                               fails the parser → explained 400 DPE, close
-//!  serve            http/server.rs   hyper HTTP/1.1 or HTTP/2 server; per request:
+//!  malformed        http/malformed.rs  not HTTP on `http` → explained 400 DPE, close
 //!    │
+//!  serve            http/h1_server.rs  HTTP/1.1: own loop, head by head (a head that fails
+//!    │                               the parser → explained 400 DPE via malformed.rs;
+//!    │                               upgrade / CONNECT / HTTP/1.0 → hyper from there on)
+//!    │              http/server.rs   hyper: HTTP/2 and handed-over HTTP/1.1; per request:
+//!    │              http/activity.rs idle timeout and drain end the connection
 //!  limits           http/server.rs   header size / count → 431 DPE
 //!    │
 //!  route            http/router.rs   virtual host by authority → first matching route
@@ -30,6 +33,7 @@
 //!    │                               (connect → UF, reset → UC, timeout → UT, full → UO)
 //!  response         http/upstream.rs response header edits; upgrades spliced (tunnel.rs)
 //!    │              http/respond.rs  every local reply: flag, proxy-status, decision header
+//!    │              http/h1_server.rs  HTTP/1.1 response framed (length or chunked), written
 //!  log              http/access_log.rs  when the response body ends: flags counted,
 //!                                       record queued for the writer thread
 //! ```
@@ -53,6 +57,7 @@ pub(crate) mod respond;
 pub(crate) mod rewrite;
 pub(crate) mod router;
 pub(crate) mod server;
+mod socket_io;
 mod tunnel;
 mod upstream;
 

@@ -1,15 +1,15 @@
-//! The HTTP server of a detected connection (hyper, HTTP/1.1 or HTTP/2) and the phases of
-//! each request on it: limits → route → (local reply | forward) → response → log.
+//! The phases of each request (limits → route → (local reply | forward) → response →
+//! log, [`handle`]) and hyper's server for the connections the own HTTP/1 server
+//! (`h1_server.rs`) does not keep: HTTP/2 (prior knowledge) and the HTTP/1.1 connections
+//! it hands over at a request it leaves to hyper (upgrades, CONNECT, HTTP/1.0, preserved
+//! header case).
 //!
-//! HTTP/1.1 is served with keep-alive, chunked bodies, pipelining (hyper answers pipelined
-//! requests in order), `Expect: 100-continue` (hyper sends the 100 when the body is first
-//! read, i.e. when the request is forwarded; the `expect` header itself is not forwarded)
-//! and upgrades. Hyper's own parse limits are set above the configured ones, so requests
-//! over the configured header size or count reach the limits phase and get an explained
-//! 431. A first request that cannot parse never gets here: the malformed phase
-//! (`malformed.rs`) answers it with an explained 400. A later one on a keep-alive
-//! connection gets hyper's bare 400 (counted as DPE): hyper writes that answer itself
-//! before any phase of ours runs, so it carries no `proxy-status` or decision header.
+//! On hyper's HTTP/1.1: keep-alive, chunked bodies, pipelining (answered in order),
+//! `Expect: 100-continue` (the 100 when the body is first read; the `expect` header itself
+//! is not forwarded) and upgrades. Its parse limits are set above the configured ones, so
+//! requests over the configured header size or count reach the limits phase and get an
+//! explained 431. A bad request on a handed-over connection gets hyper's bare 400 (counted
+//! as DPE): hyper writes that answer before any phase of ours runs.
 //!
 //! A connection ends gracefully (HTTP/2 GOAWAY, then its streams finish; HTTP/1 closes when
 //! idle, else after the current response, sent with `Connection: close`) when no request
