@@ -276,18 +276,7 @@ fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<N
         return Ok(Some(Next::ToHyper));
     };
     let headers = request.headers();
-    let length = noted.content_length.transpose().map_err(bad)?;
-    let remaining = match (noted.chunked, length) {
-        (Some(true), None) => Remaining::Chunked(Chunk::Size),
-        (Some(true), Some(_)) => {
-            return Err(bad("both transfer-encoding and content-length".into()));
-        }
-        (Some(false), _) => {
-            return Err(bad("transfer-encoding does not end in chunked".into()));
-        }
-        (None, Some(0) | None) => Remaining::Done,
-        (None, Some(n)) => Remaining::Length(n),
-    };
+    let remaining = request_body(&noted)?;
     // Only `100-continue` gets here (another expectation is hyper's to refuse).
     let expect = if headers.contains_key(header::EXPECT) && remaining != Remaining::Done {
         Expect::Waiting
@@ -312,6 +301,23 @@ fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<N
         .boxed_unsync();
     }
     Ok(Some(Next::Request(request, framed)))
+}
+
+/// How a request's body is delimited (RFC 9112 §6.3); a framing a proxy cannot trust (both
+/// headers, a transfer coding that does not end in chunked, a bad length) is refused.
+fn request_body(noted: &FramingFields) -> Result<Remaining, HeadError> {
+    let length = noted.content_length.clone().transpose().map_err(bad)?;
+    Ok(match (noted.chunked, length) {
+        (Some(true), None) => Remaining::Chunked(Chunk::Size),
+        (Some(true), Some(_)) => {
+            return Err(bad("both transfer-encoding and content-length".into()));
+        }
+        (Some(false), _) => {
+            return Err(bad("transfer-encoding does not end in chunked".into()));
+        }
+        (None, Some(0) | None) => Remaining::Done,
+        (None, Some(n)) => Remaining::Length(n),
+    })
 }
 
 fn bad(details: String) -> HeadError {
@@ -416,7 +422,12 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
 /// fuzz targets' view of the malformed phase).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn head_error(bytes: &[u8]) -> Option<LocalReply> {
-    match parse_head(&mut BytesMut::from(bytes), &mut SmallRng::seed_from_u64(0)) {
+    let framed = match parse_head(&mut BytesMut::from(bytes), &mut SmallRng::seed_from_u64(0)) {
+        Ok(Some(Head::Request(_, noted))) => request_body(&noted).map(|_| ()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match framed {
         Err(HeadError::Reply(reply)) => Some(reply),
         _ => None,
     }
@@ -839,6 +850,42 @@ mod tests {
             ),
             Ok(Some(Head::ForHyper))
         ));
+    }
+
+    #[test]
+    fn request_bodies_a_proxy_cannot_frame_safely_are_refused() {
+        let framing = |bytes: &[u8]| match head(bytes).unwrap() {
+            Some(Head::Request(_, noted)) => request_body(&noted).map_err(|e| match e {
+                HeadError::Reply(reply) => reply.details.to_string(),
+                HeadError::Io(e) => e.to_string(),
+            }),
+            _ => panic!("a request"),
+        };
+        assert_eq!(framing(b"GET / HTTP/1.1\r\n\r\n"), Ok(Remaining::Done));
+        assert_eq!(
+            framing(b"POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n"),
+            Ok(Remaining::Length(7))
+        );
+        assert_eq!(
+            framing(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Ok(Remaining::Chunked(Chunk::Size))
+        );
+        for (bytes, why) in [
+            (
+                &b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"[..],
+                "both transfer-encoding and content-length",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                "transfer-encoding does not end in chunked",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                "conflicting content-length values",
+            ),
+        ] {
+            assert_eq!(framing(bytes), Err(why.to_string()));
+        }
     }
 
     #[test]
