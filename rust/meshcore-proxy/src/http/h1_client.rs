@@ -288,14 +288,17 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respon
         let start = buffer.as_ptr() as usize;
         let offset = |at: *const u8| u32::try_from(at as usize - start).unwrap_or(u32::MAX);
         let mut fields = [[0u32; 4]; MAX_HEADERS];
-        let field_count = parsed.headers.len();
+        let mut field_count = 0;
         let mut noted = FramingFields::default();
-        for (slot, field) in fields.iter_mut().zip(parsed.headers.iter()) {
-            noted.note(field.name, field.value);
+        for field in parsed.headers.iter() {
+            if noted.note(field.name, field.value) {
+                continue;
+            }
             let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
             let name_end = name + u32::try_from(field.name.len()).unwrap_or(0);
             let value_end = value + u32::try_from(field.value.len()).unwrap_or(0);
-            *slot = [name, name_end, value, value_end];
+            fields[field_count] = [name, name_end, value, value_end];
+            field_count += 1;
         }
         let head = buffer.split_to(length).freeze();
         let mut map = HeaderMap::with_capacity(field_count);

@@ -224,12 +224,15 @@ pub(crate) struct FramingFields {
 }
 
 impl FramingFields {
-    /// Notes one header field.
-    pub(crate) fn note(&mut self, name: &str, value: &[u8]) {
+    /// Notes one header field; true when the field only frames or keeps this connection
+    /// (`transfer-encoding`, `keep-alive`, `proxy-connection`, a `connection` naming only
+    /// `close` or `keep-alive`): hop-by-hop, so the message's map can leave it out rather
+    /// than carry it to the hop-by-hop removal.
+    pub(crate) fn note(&mut self, name: &str, value: &[u8]) -> bool {
         match name.len() {
             14 if name.eq_ignore_ascii_case("content-length") => {
                 if matches!(self.content_length, Some(Err(_))) {
-                    return;
+                    return false;
                 }
                 for item in value.split(|&b| b == b',') {
                     let parsed = decimal(item.trim_ascii()).ok_or_else(|| {
@@ -243,9 +246,10 @@ impl FramingFields {
                         (_, Ok(n)) => Some(Ok(n)),
                     };
                     if matches!(self.content_length, Some(Err(_))) {
-                        return;
+                        return false;
                     }
                 }
+                false
             }
             17 if name.eq_ignore_ascii_case("transfer-encoding") => {
                 // The final coding of the last field decides; an empty field keeps the last.
@@ -259,13 +263,23 @@ impl FramingFields {
                         self.chunked.get_or_insert(false);
                     }
                 }
+                true
             }
             10 if name.eq_ignore_ascii_case("connection") => {
-                self.close |= value
-                    .split(|&b| b == b',')
-                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+                let mut only_persistence = true;
+                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                        // It names other fields as hop-by-hop: the removal reads it.
+                        only_persistence = false;
+                    }
+                }
+                only_persistence
             }
-            _ => {}
+            10 => name.eq_ignore_ascii_case("keep-alive"),
+            16 => name.eq_ignore_ascii_case("proxy-connection"),
+            _ => false,
         }
     }
 }
@@ -344,7 +358,7 @@ mod tests {
         let noted = |fields: &[(&str, &str)]| {
             let mut noted = FramingFields::default();
             for (name, value) in fields {
-                noted.note(name, value.as_bytes());
+                let _ = noted.note(name, value.as_bytes());
             }
             noted
         };
@@ -374,5 +388,27 @@ mod tests {
         );
         assert!(noted(&[("Connection", "keep-alive, Close")]).close);
         assert!(!noted(&[("connection", "closed")]).close);
+    }
+
+    #[test]
+    fn only_fields_of_this_connection_are_left_out_of_the_map() {
+        let mut noted = FramingFields::default();
+        for (name, value, left_out) in [
+            ("Connection", "keep-alive", true),
+            ("connection", "close", true),
+            ("Connection", "keep-alive, X-Secret", false),
+            ("Keep-Alive", "timeout=5", true),
+            ("Transfer-Encoding", "chunked", true),
+            ("proxy-connection", "keep-alive", true),
+            ("TE", "trailers", false),
+            ("Content-Length", "3", false),
+            ("user-agent", "x", false),
+        ] {
+            assert_eq!(
+                noted.note(name, value.as_bytes()),
+                left_out,
+                "{name}: {value}"
+            );
+        }
     }
 }

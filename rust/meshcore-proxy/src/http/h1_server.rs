@@ -370,21 +370,24 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
     let start = buffer.as_ptr() as usize;
     let offset = |at: *const u8| at as usize - start;
     let target = (offset(target.as_ptr()), target.len());
-    let count = parsed.headers.len();
+    let mut count = 0;
     let mut spans = [[0u32; 4]; MAX_HEADERS];
     let mut noted = FramingFields::default();
     let mut has_request_id = false;
-    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-        noted.note(field.name, field.value);
+    for field in parsed.headers.iter() {
+        if noted.note(field.name, field.value) {
+            continue;
+        }
         has_request_id |= field.name.len() == 12 && field.name.eq_ignore_ascii_case("x-request-id");
         let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        *span = [
+        spans[count] = [
             at(name),
             at(name + field.name.len()),
             at(value),
             at(value + field.value.len()),
         ];
+        count += 1;
     }
     let head = buffer.split_to(length).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1)).map_err(|_| {
