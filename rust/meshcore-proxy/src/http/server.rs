@@ -42,7 +42,7 @@ use super::matcher::RequestView;
 use super::respond::{Decision, LocalReply, ResponseFlag};
 use super::rewrite::{redirect_location, split_authority};
 use super::router::{Action, RouteTable};
-use super::upstream::{self, Forwarding};
+use super::upstream::{self, Forwarded, Forwarding};
 use super::{HttpSettings, tunnel};
 use crate::original_dst::OriginalDst;
 use crate::routing::{ListenerRoute, RoutingTable};
@@ -235,12 +235,12 @@ pub(crate) async fn handle(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
 
-    let response = match phases(request, &downstream, &table, &mut record).await {
-        Ok(response) => response,
+    let (response, upstream_end) = match phases(request, &downstream, &table, &mut record).await {
+        Ok(forwarded) => forwarded,
         Err(reply) => {
             record.flags = record.flags.with_all(reply.flags);
             record.details = reply.log_details();
-            reply.into_response(grpc)
+            (reply.into_response(grpc), None)
         }
     };
     record.status = response.status().as_u16();
@@ -248,6 +248,9 @@ pub(crate) async fn handle(
     let totals = Arc::clone(&downstream.totals);
     let (parts, body) = response.into_parts();
     let body = body::watch(body, move |end| {
+        if let Some(upstream_end) = upstream_end {
+            upstream_end.settle(end);
+        }
         drop(in_flight);
         record.bytes_sent = end.bytes;
         if let Some(started) = started {
@@ -320,7 +323,7 @@ async fn phases(
     downstream: &Downstream,
     table: &RoutingTable,
     record: &mut Record,
-) -> Result<Response<Body>, LocalReply> {
+) -> Result<Forwarded, LocalReply> {
     check_limits(&request, &table.http)?;
     let routes = downstream
         .listener
@@ -334,7 +337,9 @@ async fn phases(
                 downstream.listener.name
             )));
         }
-        return tunnel::connect(request, routes.as_deref(), downstream, record).await;
+        return tunnel::connect(request, routes.as_deref(), downstream, record)
+            .await
+            .map(|response| (response, None));
     }
     let Some(authority) = authority(&request) else {
         return Err(LocalReply::bad_request(
@@ -359,7 +364,7 @@ async fn route_request(
     routes: &RouteTable,
     downstream: &Downstream,
     record: &mut Record,
-) -> Result<Response<Body>, LocalReply> {
+) -> Result<Forwarded, LocalReply> {
     let config = || Decision {
         by: format!("RouteConfig/{}", routes.name).into(),
         target: None,
@@ -414,7 +419,7 @@ async fn route_request(
             let mut response =
                 LocalReply::direct(*status, body.clone(), decision()).into_response(false);
             route.response_headers.apply(response.headers_mut());
-            Ok(response)
+            Ok((response, None))
         }
         Action::Redirect(redirect) => {
             record.details = "redirect".into();
@@ -429,7 +434,7 @@ async fn route_request(
             let mut response =
                 LocalReply::redirect(status, location, decision()).into_response(false);
             route.response_headers.apply(response.headers_mut());
-            Ok(response)
+            Ok((response, None))
         }
         Action::Forward(action) => {
             let forwarding = Forwarding {

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::access_log::Record;
-use super::body::{self, Body, BoxError};
+use super::body::{self, Body, BodyEnd, BoxError};
 use super::h1_client::H1Error;
 use super::headers::{add_forwarding, remove_hop_by_hop};
 use super::pool::{Lease, Meters, PoolError, Received, SendError, Wire};
@@ -37,6 +37,7 @@ use super::respond::{Decision, LocalReply, ResponseFlag};
 use super::router::{Forward, Retries, Route, Target};
 use super::server::Downstream;
 use crate::cluster::{Cluster, Endpoint, HashInput};
+use crate::stats::{ClusterCounters, TotalCounters};
 
 /// The largest body kept in memory so that it can be sent again on a retry.
 pub(crate) const REPLAY_LIMIT: u64 = 64 * 1024;
@@ -129,7 +130,7 @@ pub(crate) async fn forward(
     forwarding: Forwarding<'_>,
     downstream: &Downstream,
     record: &mut Record,
-) -> Result<Response<Body>, LocalReply> {
+) -> Result<Forwarded, LocalReply> {
     let Forwarding {
         route,
         action,
@@ -399,7 +400,7 @@ impl Answer {
         set_cookie: Option<String>,
         downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
         meters: &Meters,
-    ) -> Response<Body> {
+    ) -> Forwarded {
         let Answer {
             mut response,
             lease,
@@ -417,7 +418,7 @@ impl Answer {
             });
             let (mut parts, _) = response.into_parts();
             route.response_headers.apply(&mut parts.headers);
-            return Response::from_parts(parts, body::empty());
+            return (Response::from_parts(parts, body::empty()), None);
         }
         let (mut parts, received) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers, false);
@@ -426,8 +427,6 @@ impl Answer {
         if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
             parts.headers.append(header::SET_COOKIE, cookie);
         }
-        let counters = Arc::clone(&downstream.totals);
-        let cluster = Arc::clone(&target.cluster.counters);
         // The own client's body gives its connection back itself; hyper's is given back
         // when its body ends.
         let (received, lease) = match received {
@@ -437,15 +436,38 @@ impl Answer {
                 keep_alive,
             } => (lease.direct_body(framing, keep_alive), None),
         };
-        let body = body::watch(received, move |end| {
-            if let Some(lease) = lease {
-                lease.release(end.completed);
-            }
-            drop(in_flight);
-            counters.add_bytes_downstream(end.bytes);
-            cluster.add_bytes_downstream(end.bytes);
-        });
-        Response::from_parts(parts, body)
+        let end = UpstreamEnd {
+            lease,
+            _in_flight: in_flight,
+            totals: Arc::clone(&downstream.totals),
+            cluster: Arc::clone(&target.cluster.counters),
+        };
+        (Response::from_parts(parts, received), Some(end))
+    }
+}
+
+/// A forwarded response, with what the end of its body settles upstream (none for a
+/// local reply or an upgrade, whose tunnel settles it).
+pub(crate) type Forwarded = (Response<Body>, Option<UpstreamEnd>);
+
+/// What the end of a forwarded response's body settles upstream: hyper's connection lease,
+/// the balancer's in-flight count, the byte counters. Settled by the one watcher that
+/// also logs the request (`server::handle`), so the body is wrapped once, not twice.
+#[derive(Debug)]
+pub(crate) struct UpstreamEnd {
+    lease: Option<Lease>,
+    _in_flight: crate::balancer::load::InFlight,
+    totals: Arc<TotalCounters>,
+    cluster: Arc<ClusterCounters>,
+}
+
+impl UpstreamEnd {
+    pub(crate) fn settle(self, end: BodyEnd) {
+        if let Some(lease) = self.lease {
+            lease.release(end.completed);
+        }
+        self.totals.add_bytes_downstream(end.bytes);
+        self.cluster.add_bytes_downstream(end.bytes);
     }
 }
 
