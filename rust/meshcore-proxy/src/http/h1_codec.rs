@@ -4,7 +4,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::Frame;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::body::BoxError;
 
@@ -28,15 +28,6 @@ pub(crate) fn encode_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderV
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
-}
-
-pub(crate) fn closes(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 /// Where a chunked body's decoding is.
@@ -190,27 +181,6 @@ fn trailers(buffer: &mut BytesMut) -> Result<Option<Option<HeaderMap>>, BoxError
     Ok(Some(Some(map)))
 }
 
-/// The `content-length`, if declared: repeated values (in one field or several) must
-/// agree, and each must be a plain decimal number.
-pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.to_str().unwrap_or("x").split(',') {
-            let item = item.trim();
-            let parsed: u64 = match item.bytes().all(|b| b.is_ascii_digit()) {
-                true => item.parse().ok(),
-                false => None,
-            }
-            .ok_or_else(|| format!("content-length {value:?}"))?;
-            if length.is_some_and(|l| l != parsed) {
-                return Err("conflicting content-length values".into());
-            }
-            length = Some(parsed);
-        }
-    }
-    Ok(length)
-}
-
 /// The header fields that decide a message's framing and persistence, noted while its head
 /// is parsed: a field-name comparison per field instead of hashed map lookups afterwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -333,23 +303,6 @@ mod tests {
         assert_eq!(chunk_size(b"0;name=value").unwrap(), 0);
         for bad in [&b""[..], b"xyz", b"ffffffffffffffffff", b"-1"] {
             assert!(chunk_size(bad).is_err());
-        }
-    }
-
-    #[test]
-    fn content_lengths_must_be_digits_and_agree() {
-        let map = |values: &[&'static str]| {
-            let mut headers = HeaderMap::new();
-            for v in values {
-                headers.append(header::CONTENT_LENGTH, HeaderValue::from_static(v));
-            }
-            headers
-        };
-        assert_eq!(content_length(&map(&[])), Ok(None));
-        assert_eq!(content_length(&map(&["12"])), Ok(Some(12)));
-        assert_eq!(content_length(&map(&["12", "12, 12"])), Ok(Some(12)));
-        for bad in [&["+12"][..], &["-1"], &["1 2"], &["12", "13"], &[""]] {
-            assert!(content_length(&map(bad)).is_err(), "{bad:?}");
         }
     }
 

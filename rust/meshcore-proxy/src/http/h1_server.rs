@@ -46,9 +46,7 @@ use tracing::debug;
 
 use super::activity::{Activity, Dormant, stopped};
 use super::body::{self, Body, BoxError};
-use super::h1_codec::{
-    Chunk, FramingFields, Remaining, closes, content_length, decode, encode_field,
-};
+use super::h1_codec::{Chunk, FramingFields, Remaining, decode, encode_field};
 use super::headers::{X_REQUEST_ID, request_id_from};
 use super::respond::LocalReply;
 use super::server::{self, Downstream};
@@ -549,27 +547,13 @@ async fn respond(
         keep_alive &= read.body == Remaining::Done;
     }
     let (parts, mut body) = response.into_parts();
-    keep_alive &= !closes(&parts.headers);
     let status = parts.status;
     let bodiless = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    // How the body is framed: its declared length, else its known size, else chunked.
-    let declared = content_length(&parts.headers).ok().flatten();
-    let known = body.size_hint().exact();
-    let framing = match (bodiless, declared, known) {
-        (true, _, _) => Framing::None,
-        (false, Some(n), _) | (false, None, Some(n)) => Framing::Length(n),
-        (false, None, None) => Framing::Chunked,
-    };
-    encode_head(
-        out,
-        &parts,
-        framing,
-        declared.is_none() && !bodiless,
-        keep_alive,
-    );
+    let (framing, mut keep_alive) =
+        encode_head(out, &parts, bodiless, body.size_hint().exact(), keep_alive);
     if framing == Framing::None {
         // Ended before it goes out: the request is counted and logged by the time the
         // client reads its answer.
@@ -669,45 +653,71 @@ async fn poll_now(body: &mut Body) -> Option<Option<Result<Frame<bytes::Bytes>, 
     .await
 }
 
-/// Encodes the status line and header fields; `length` is added when the body's size is
-/// known but not declared.
+/// Encodes the status line and the header fields in one pass over the map, then the
+/// framing this hop chooses: a valid declared `content-length`, else the body's known size,
+/// else chunked (none for a bodiless answer). Returns the framing and whether the
+/// connection stays open (not if the response itself says `connection: close`).
 fn encode_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
-    framing: Framing,
-    add_length: bool,
+    bodiless: bool,
+    known: Option<u64>,
     keep_alive: bool,
-) {
+) -> (Framing, bool) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut noted = FramingFields::default();
+    let mut dated = false;
     for (name, value) in &parts.headers {
         // Framing and persistence are this hop's to say.
-        if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+        if name == header::CONTENT_LENGTH
+            || name == header::CONNECTION
+            || name == header::TRANSFER_ENCODING
+        {
+            let _ = noted.note(name.as_str(), value.as_bytes());
             continue;
         }
+        dated |= name == header::DATE;
         encode_field(out, name, value);
     }
-    match framing {
-        Framing::Length(n) if add_length => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
+    let declared = noted.content_length.and_then(Result::ok);
+    let framing = match (bodiless, declared.or(known)) {
+        (true, _) => Framing::None,
+        (false, Some(n)) => Framing::Length(n),
+        (false, None) => Framing::Chunked,
+    };
+    let length = match framing {
+        Framing::Length(n) => Some(n),
+        // A HEAD or 304 answer says the length the body would have; 1xx and 204 none.
+        Framing::None
+            if !parts.status.is_informational() && parts.status != StatusCode::NO_CONTENT =>
+        {
+            declared
         }
-        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        _ => {}
+        _ => None,
+    };
+    if let Some(n) = length {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if !dated {
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    let keep_alive = keep_alive && !noted.close;
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    (framing, keep_alive)
 }
 
 /// The connection as hyper reads it after a hand-over: the bytes read and not consumed
@@ -893,24 +903,72 @@ mod tests {
 
     #[test]
     fn response_heads_frame_their_bodies_and_say_when_they_close() {
-        let response = Response::builder()
-            .status(404)
-            .header("date", "x")
-            .header("transfer-encoding", "chunked")
-            .body(())
-            .unwrap();
-        let (parts, ()) = response.into_parts();
-        let mut out = Vec::new();
-        encode_head(&mut out, &parts, Framing::Length(3), true, false);
+        let head = |response: http::response::Builder,
+                    bodiless: bool,
+                    known: Option<u64>,
+                    keep_alive: bool| {
+            let (parts, ()) = response.body(()).unwrap().into_parts();
+            let mut out = Vec::new();
+            let (framing, keep_alive) = encode_head(&mut out, &parts, bodiless, known, keep_alive);
+            (String::from_utf8(out).unwrap(), framing, keep_alive)
+        };
+        let not_found = || {
+            Response::builder()
+                .status(404)
+                .header("date", "x")
+                .header("transfer-encoding", "chunked")
+        };
         assert_eq!(
-            String::from_utf8(out.clone()).unwrap(),
-            "HTTP/1.1 404 Not Found\r\ndate: x\r\ncontent-length: 3\r\nconnection: close\r\n\r\n"
+            head(not_found(), false, Some(3), false),
+            (
+                "HTTP/1.1 404 Not Found\r\ndate: x\r\ncontent-length: 3\r\nconnection: close\r\n\r\n".into(),
+                Framing::Length(3),
+                false
+            )
         );
-        out.clear();
-        encode_head(&mut out, &parts, Framing::Chunked, true, true);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 404 Not Found\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n"
+            head(not_found(), false, None, true),
+            (
+                "HTTP/1.1 404 Not Found\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n".into(),
+                Framing::Chunked,
+                true
+            )
         );
+        // A declared length wins over the known size; a response saying close closes.
+        let (text, framing, keep_alive) = head(
+            Response::builder()
+                .header("content-length", "7")
+                .header("connection", "close")
+                .header("date", "x"),
+            false,
+            Some(3),
+            true,
+        );
+        assert_eq!((framing, keep_alive), (Framing::Length(7), false));
+        assert_eq!(text.matches("content-length").count(), 1, "{text}");
+        // HEAD keeps the declared length without a body; 204 carries none.
+        let (text, framing, _) = head(
+            Response::builder()
+                .header("content-length", "9")
+                .header("date", "x"),
+            true,
+            None,
+            true,
+        );
+        assert_eq!(framing, Framing::None);
+        assert!(text.contains("content-length: 9\r\n"), "{text}");
+        let (text, _, _) = head(
+            Response::builder()
+                .status(204)
+                .header("content-length", "0")
+                .header("date", "x"),
+            true,
+            None,
+            true,
+        );
+        assert!(!text.contains("content-length"), "{text}");
+        // A missing date is added.
+        let (text, _, _) = head(Response::builder(), false, Some(0), true);
+        assert!(text.contains("\r\ndate: "), "{text}");
     }
 }

@@ -138,7 +138,13 @@ fn service(
     service_fn(move |request: Request<Incoming>| -> ResponseFuture {
         let downstream = Arc::clone(&downstream);
         let active = activity.start();
-        let request = request.map(body::from_incoming);
+        let mut request = request.map(body::from_incoming);
+        // The own HTTP/1 server adds it while parsing; hyper's requests get it here.
+        if !request.headers().contains_key(&X_REQUEST_ID) {
+            request
+                .headers_mut()
+                .insert(X_REQUEST_ID, super::headers::request_id_value());
+        }
         Box::pin(async move { Ok(handle(request, downstream, active).await) })
     })
 }
@@ -212,12 +218,6 @@ pub(crate) async fn handle(
 ) -> Response<Body> {
     let in_flight = (active, downstream.listener.request());
     let table = downstream.table.load_full();
-    let mut request = request;
-    if !request.headers().contains_key(&X_REQUEST_ID) {
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID, super::headers::request_id_value());
-    }
     let logger = table.http.access_log.clone();
     let mut record = Record::new(downstream.local, downstream.peer);
     // What only the access log reads (durations included) is gathered only when there
