@@ -200,8 +200,16 @@ impl FramingFields {
     /// than carry it to the hop-by-hop removal.
     pub(crate) fn note(&mut self, name: &str, value: &[u8]) -> bool {
         match name.len() {
-            14 if name.eq_ignore_ascii_case("content-length") => {
+            14 if named(name, "content-length") => {
                 if matches!(self.content_length, Some(Err(_))) {
+                    return false;
+                }
+                // The common case: one value, first seen.
+                if self.content_length.is_none()
+                    && !value.contains(&b',')
+                    && let Some(n) = decimal(value.trim_ascii())
+                {
+                    self.content_length = Some(Ok(n));
                     return false;
                 }
                 for item in value.split(|&b| b == b',') {
@@ -221,7 +229,7 @@ impl FramingFields {
                 }
                 false
             }
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+            17 if named(name, "transfer-encoding") => {
                 // The final coding of the last field decides; an empty field keeps the last.
                 let last = value
                     .split(|&b| b == b',')
@@ -235,7 +243,15 @@ impl FramingFields {
                 }
                 true
             }
-            10 if name.eq_ignore_ascii_case("connection") => {
+            10 if named(name, "connection") => {
+                // The common cases first: one token.
+                if value.eq_ignore_ascii_case(b"keep-alive") {
+                    return true;
+                }
+                if value.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                    return true;
+                }
                 let mut only_persistence = true;
                 for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     if token.eq_ignore_ascii_case(b"close") {
@@ -247,11 +263,19 @@ impl FramingFields {
                 }
                 only_persistence
             }
-            10 => name.eq_ignore_ascii_case("keep-alive"),
-            16 => name.eq_ignore_ascii_case("proxy-connection"),
+            10 => named(name, "keep-alive"),
+            16 => named(name, "proxy-connection"),
             _ => false,
         }
     }
+}
+
+/// Whether a field name of `expected`'s length is `expected` (lower case), any case: the
+/// first byte settles most mismatches.
+fn named(name: &str, expected: &str) -> bool {
+    let (name, expected) = (name.as_bytes(), expected.as_bytes());
+    name.first().map(u8::to_ascii_lowercase) == expected.first().copied()
+        && name.eq_ignore_ascii_case(expected)
 }
 
 /// A plain decimal number (no sign, no spaces), at most 19 digits.
