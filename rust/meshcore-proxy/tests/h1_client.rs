@@ -330,3 +330,71 @@ fn the_reaper_lets_go_of_idle_connections_the_upstream_closed() {
     }
     assert_eq!(active(), Some(0), "the reaper closed it");
 }
+
+/// An HTTP/1.1 request the own server answers (HTTP/1.0 ones are handed to hyper).
+const GET_11: &[u8] = b"GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn upstream_fields_pass_through_in_lower_case_without_connection_fields() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let response: &[u8] = b"HTTP/1.1 200 OK\r\nServer: Up\r\nSet-Cookie: a=1\r\n\
+        Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nSet-Cookie: b=2\r\n\
+        Content-Length: 2\r\nX-Empty:\r\n\r\nok";
+    let private: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nX-Private: secret\r\n\
+        X-Public: 1\r\nContent-Length: 2\r\n\r\nok";
+    let (upstream, _) = scripted_upstream(
+        &rt,
+        vec![(response, false), (private, false), (response, false)],
+    );
+    // As they arrived (no edit applies).
+    let proxy = proxy_to(&plane, upstream);
+    let passed = exchange(proxy, GET_11);
+    let head = passed.split_once("\r\n\r\n").expect("a head").0;
+    let fields: Vec<&str> = head
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("date:"))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "server: Up",
+            "set-cookie: a=1",
+            "set-cookie: b=2",
+            "x-empty: ",
+            "content-length: 2",
+            "connection: close"
+        ],
+        "{passed}"
+    );
+    assert!(passed.ends_with("\r\n\r\nok"), "{passed}");
+
+    // A field the upstream names in `connection` stays on its hop.
+    let answer = exchange(proxy, GET_11);
+    assert!(answer.contains("\r\nx-public: 1\r\n"), "{answer}");
+    assert!(!answer.contains("x-private"), "{answer}");
+    assert!(!answer.contains("secret"), "{answer}");
+
+    // With a response edit the fields go through a map: the same fields, and the edit.
+    let edited = apply_http(
+        &plane,
+        vec![route_config(
+            &["*"],
+            vec![
+                json!({"route": {"clusters": [{"name": "raw", "weight": 1}]},
+                        "response_headers": {"set": {"server": "edited"}, "add": {"x-route": "r"}}}),
+            ],
+        )],
+        vec![http_cluster("raw", "http1", &[upstream])],
+        json!({}),
+    );
+    let answer = exchange(edited, GET_11);
+    assert!(answer.contains("\r\nserver: edited\r\n"), "{answer}");
+    assert!(answer.contains("\r\nx-route: r\r\n"), "{answer}");
+    assert_eq!(answer.matches("set-cookie: ").count(), 2, "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("keep-alive"),
+        "{answer}"
+    );
+}

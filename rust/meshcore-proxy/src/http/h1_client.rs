@@ -27,14 +27,16 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap};
 use hyper::{Method, Response, StatusCode, Version};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::body::{Body, BoxError};
 use super::h1_codec::{Framing, FramingFields, Remaining, decode, encode_field};
+use super::headers::is_hop_by_hop;
 use super::pool::Closed;
+use super::raw_headers::RawHeaders;
 use super::socket_io::read_some;
 use crate::stats::UpstreamMeter;
 
@@ -90,6 +92,9 @@ pub(crate) struct ResponseHead {
     pub(crate) framing: Framing,
     /// The connection can carry another request once the body is read to its end.
     pub(crate) keep_alive: bool,
+    /// The header fields as they arrived, when asked for and possible; the response's map
+    /// is then empty.
+    pub(crate) raw: Option<RawHeaders>,
 }
 
 impl H1Connection {
@@ -123,12 +128,15 @@ impl H1Connection {
         }
     }
 
-    /// Writes the request (head, then body) and reads the response head.
+    /// Writes the request (head, then body) and reads the response head; its fields as
+    /// they arrived when `raw` (see `raw_headers.rs`).
     pub(crate) async fn send(
         &mut self,
         parts: &http::request::Parts,
         mut body: Body,
+        raw: bool,
     ) -> Result<ResponseHead, H1Error> {
+        let head_request = parts.method == Method::HEAD;
         let length = body.size_hint().exact();
         let chunked = encode_head(&mut self.head, parts, length, body.is_end_stream());
         if let Err(e) = self.stream.write_all(&self.head).await {
@@ -137,7 +145,7 @@ impl H1Connection {
         }
         if let Err(failure) = self.write_body(&mut body, chunked).await {
             // The upstream may have answered before it stopped reading (413 and close).
-            return match self.read_head(parts.method == Method::HEAD).await {
+            return match self.read_head(head_request, raw).await {
                 Ok(mut head) => {
                     head.keep_alive = false;
                     Ok(head)
@@ -145,7 +153,7 @@ impl H1Connection {
                 Err(_) => Err(failure),
             };
         }
-        self.read_head(parts.method == Method::HEAD).await
+        self.read_head(head_request, raw).await
     }
 
     async fn write_body(&mut self, body: &mut Body, chunked: bool) -> Result<(), H1Error> {
@@ -183,9 +191,9 @@ impl H1Connection {
     }
 
     /// Reads until a final (non-1xx) response head has arrived.
-    async fn read_head(&mut self, head_request: bool) -> Result<ResponseHead, H1Error> {
+    async fn read_head(&mut self, head_request: bool, raw: bool) -> Result<ResponseHead, H1Error> {
         loop {
-            if let Some(head) = parse_head(&mut self.buffer, head_request)? {
+            if let Some(head) = parse_head(&mut self.buffer, head_request, raw)? {
                 return Ok(head);
             }
             if self.buffer.len() >= MAX_HEAD_BYTES {
@@ -252,7 +260,11 @@ fn encode_head(
 
 /// A final response head from the front of `buffer` (consumed), skipping 1xx heads;
 /// `None` while incomplete.
-fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, H1Error> {
+fn parse_head(
+    buffer: &mut BytesMut,
+    head_request: bool,
+    raw: bool,
+) -> Result<Option<ResponseHead>, H1Error> {
     loop {
         // Uninitialized: the parser writes what it finds (no 4 KiB cleared per response).
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -290,10 +302,13 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respon
         let mut fields = [[0u32; 4]; MAX_HEADERS];
         let mut field_count = 0;
         let mut noted = FramingFields::default();
+        let mut raw = raw;
         for field in parsed.headers.iter() {
             if noted.note(field.name, field.value) {
                 continue;
             }
+            // Other hop-by-hop fields are for the map's removal to take out.
+            raw &= !is_hop_by_hop(field.name.as_bytes());
             let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
             let name_end = name + u32::try_from(field.name.len()).unwrap_or(0);
             let value_end = value + u32::try_from(field.value.len()).unwrap_or(0);
@@ -301,19 +316,12 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respon
             field_count += 1;
         }
         let head = buffer.split_to(length).freeze();
-        let mut map = HeaderMap::with_capacity(field_count);
-        for field in &fields[..field_count] {
-            let [name_start, name_end, value_start, value_end] = field.map(|o| o as usize);
-            let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| {
-                H1Error::Protocol(format!(
-                    "header name {:?}",
-                    String::from_utf8_lossy(&head[name_start..name_end])
-                ))
-            })?;
-            let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
-                .map_err(|_| H1Error::Protocol(format!("value of header {name}")))?;
-            map.append(name, value);
-        }
+        let fields = RawHeaders::new(head, fields[..field_count].to_vec());
+        let (map, raw) = if raw {
+            (HeaderMap::new(), Some(fields))
+        } else {
+            (fields.into_map().map_err(H1Error::Protocol)?, None)
+        };
         let (framing, framed) = framing(noted.clone(), status, head_request)?;
         let keep_alive = framed && version == Version::HTTP_11 && !noted.close;
         let mut response = Response::new(());
@@ -324,6 +332,7 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respon
             response,
             framing,
             keep_alive,
+            raw,
         }));
     }
 }
@@ -490,9 +499,17 @@ impl HttpBody for H1Body {
 #[cfg(feature = "fuzzing")]
 pub(crate) fn decode_response(bytes: &[u8]) {
     let mut buffer = BytesMut::from(bytes);
-    let Ok(Some(head)) = parse_head(&mut buffer, false) else {
+    // Fields kept as they arrived, or parsed into a map: both ways are taken.
+    let raw = bytes.first().is_some_and(|b| b & 1 == 1);
+    let Ok(Some(head)) = parse_head(&mut buffer, false, raw) else {
         return;
     };
+    if let Some(raw) = head.raw {
+        let mut out = Vec::new();
+        for (name, value) in raw.iter() {
+            super::raw_headers::encode_raw_field(&mut out, name, value);
+        }
+    }
     let mut remaining = Remaining::of(head.framing);
     while let Ok(Some(_)) = decode(&mut buffer, &mut remaining) {}
 }
@@ -502,7 +519,46 @@ mod tests {
     use super::*;
 
     fn head(bytes: &[u8], head_request: bool) -> Result<Option<ResponseHead>, H1Error> {
-        parse_head(&mut BytesMut::from(bytes), head_request)
+        parse_head(&mut BytesMut::from(bytes), head_request, false)
+    }
+
+    #[test]
+    fn raw_fields_leave_the_map_empty_and_framing_fields_out() {
+        let bytes = b"HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\n\
+            Content-Length: 2\r\nX-A: b\r\n\r\nhi";
+        let h = parse_head(&mut BytesMut::from(&bytes[..]), false, true)
+            .unwrap()
+            .unwrap();
+        assert!(h.response.headers().is_empty());
+        assert!(h.keep_alive);
+        let fields: Vec<_> = h
+            .raw
+            .unwrap()
+            .iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> =
+            [("Server", "up"), ("Content-Length", "2"), ("X-A", "b")]
+                .iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect();
+        assert_eq!(fields, expected);
+    }
+
+    #[test]
+    fn a_hop_by_hop_field_beyond_framing_takes_the_map() {
+        for field in [
+            "Connection: x-gone",
+            "Upgrade: h2c",
+            "Proxy-Authenticate: Basic",
+        ] {
+            let bytes = format!("HTTP/1.1 200 OK\r\n{field}\r\ncontent-length: 0\r\n\r\n");
+            let h = parse_head(&mut BytesMut::from(bytes.as_bytes()), false, true)
+                .unwrap()
+                .unwrap();
+            assert!(h.raw.is_none(), "{field}");
+            assert_eq!(h.response.headers().len(), 2, "{field}");
+        }
     }
 
     #[test]

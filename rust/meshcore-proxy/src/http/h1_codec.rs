@@ -272,8 +272,8 @@ impl FramingFields {
 
 /// Whether a field name of `expected`'s length is `expected` (lower case), any case: the
 /// first byte settles most mismatches.
-fn named(name: &str, expected: &str) -> bool {
-    let (name, expected) = (name.as_bytes(), expected.as_bytes());
+pub(crate) fn named(name: impl AsRef<[u8]>, expected: &str) -> bool {
+    let (name, expected) = (name.as_ref(), expected.as_bytes());
     name.first().map(u8::to_ascii_lowercase) == expected.first().copied()
         && name.eq_ignore_ascii_case(expected)
 }

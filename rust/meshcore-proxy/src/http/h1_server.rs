@@ -46,8 +46,9 @@ use tracing::debug;
 
 use super::activity::{Activity, Dormant, stopped};
 use super::body::{self, Body, BoxError};
-use super::h1_codec::{Chunk, FramingFields, Remaining, decode, encode_field};
+use super::h1_codec::{Chunk, FramingFields, Remaining, decode, encode_field, named};
 use super::headers::{X_REQUEST_ID, request_id_from};
+use super::raw_headers::{RawHeaders, Writer, encode_raw_field};
 use super::respond::LocalReply;
 use super::server::{self, Downstream};
 use super::socket_io::{read_some, shutdown, write_all};
@@ -185,12 +186,13 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
             request,
             Arc::clone(&downstream),
             activity.start(),
+            Writer::OwnHttp1,
         ));
-        let response = loop {
+        let (response, raw) = loop {
             tokio::select! {
                 biased;
                 _ = &mut stop, if !stopping => stopping = true,
-                response = handled.as_mut() => break response,
+                answered = handled.as_mut() => break answered,
             }
         };
         drop(handled);
@@ -198,7 +200,7 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
         match respond(
             &inbound,
             &mut out,
-            response,
+            (response, raw),
             framed.head_request,
             keep_alive,
         )
@@ -525,7 +527,7 @@ impl HttpBody for RequestBody {
 async fn respond(
     inbound: &Arc<Inbound>,
     out: &mut Vec<u8>,
-    response: Response<Body>,
+    (response, raw): (Response<Body>, Option<RawHeaders>),
     head_request: bool,
     mut keep_alive: bool,
 ) -> io::Result<bool> {
@@ -552,8 +554,15 @@ async fn respond(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let (framing, mut keep_alive) =
-        encode_head(out, &parts, bodiless, body.size_hint().exact(), keep_alive);
+    let (framing, mut keep_alive) = encode_head(
+        out,
+        &parts,
+        raw.as_ref(),
+        bodiless,
+        body.size_hint().exact(),
+        keep_alive,
+    );
+    drop(raw);
     if framing == Framing::None {
         // Ended before it goes out: the request is counted and logged by the time the
         // client reads its answer.
@@ -660,6 +669,7 @@ async fn poll_now(body: &mut Body) -> Option<Option<Result<Frame<bytes::Bytes>, 
 fn encode_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
+    raw: Option<&RawHeaders>,
     bodiless: bool,
     known: Option<u64>,
     keep_alive: bool,
@@ -671,6 +681,16 @@ fn encode_head(
     out.extend_from_slice(b"\r\n");
     let mut noted = FramingFields::default();
     let mut dated = false;
+    // The upstream's fields as they arrived come first, then the map's (added here).
+    for (name, value) in raw.into_iter().flat_map(RawHeaders::iter) {
+        // Framing is this hop's to say (connection-only fields were left out on arrival).
+        if name.len() == 14 && named(name, "content-length") {
+            let _ = noted.note("content-length", value);
+            continue;
+        }
+        dated |= name.len() == 4 && named(name, "date");
+        encode_raw_field(out, name, value);
+    }
     for (name, value) in &parts.headers {
         // Framing and persistence are this hop's to say.
         if name == header::CONTENT_LENGTH
@@ -909,7 +929,8 @@ mod tests {
                     keep_alive: bool| {
             let (parts, ()) = response.body(()).unwrap().into_parts();
             let mut out = Vec::new();
-            let (framing, keep_alive) = encode_head(&mut out, &parts, bodiless, known, keep_alive);
+            let (framing, keep_alive) =
+                encode_head(&mut out, &parts, None, bodiless, known, keep_alive);
             (String::from_utf8(out).unwrap(), framing, keep_alive)
         };
         let not_found = || {
@@ -970,5 +991,22 @@ mod tests {
         // A missing date is added.
         let (text, _, _) = head(Response::builder(), false, Some(0), true);
         assert!(text.contains("\r\ndate: "), "{text}");
+    }
+
+    #[test]
+    fn raw_fields_go_first_in_lower_case_and_their_length_frames_the_body() {
+        let raw = RawHeaders::of(&[("Server", "up"), ("Content-Length", "5"), ("Date", "x")]);
+        let (parts, ()) = Response::builder()
+            .header("x-added", "1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut out = Vec::new();
+        let (framing, keep_alive) = encode_head(&mut out, &parts, Some(&raw), false, None, true);
+        assert_eq!((framing, keep_alive), (Framing::Length(5), true));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nserver: up\r\ndate: x\r\nx-added: 1\r\ncontent-length: 5\r\n\r\n"
+        );
     }
 }

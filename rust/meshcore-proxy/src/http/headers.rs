@@ -109,6 +109,14 @@ const HOP_BY_HOP_LENGTHS: u32 = {
     bits
 };
 
+/// Whether a name as it arrived (any case) is one [`remove_hop_by_hop`] looks for.
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP_LENGTHS & (1 << name.len().min(31)) != 0
+        && HOP_BY_HOP
+            .iter()
+            .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// The client address as `x-forwarded-for` carries it; made once per connection.
 pub(crate) fn client_address(client: IpAddr) -> HeaderValue {
     let mut text = [0u8; 64];
@@ -222,6 +230,10 @@ impl HeaderEdits {
             set: pairs(&ops.set),
             add: pairs(&ops.add),
         }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
 
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {

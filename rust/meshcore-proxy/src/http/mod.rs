@@ -53,6 +53,7 @@ pub(crate) mod headers;
 mod malformed;
 pub(crate) mod matcher;
 pub(crate) mod pool;
+mod raw_headers;
 pub(crate) mod respond;
 pub(crate) mod rewrite;
 pub(crate) mod router;

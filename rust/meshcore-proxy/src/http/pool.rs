@@ -41,6 +41,7 @@ use tracing::debug;
 use super::body::{self, Body};
 use super::h1_client::{H1Connection, H1Error, ResponseHead};
 use super::h1_codec::Framing;
+use super::raw_headers::RawHeaders;
 use crate::stats::{ClusterCounters, TotalCounters, UpstreamMeter};
 use crate::worker;
 
@@ -186,7 +187,12 @@ pub(crate) struct NotSent(pub(crate) Request<Body>, pub(crate) hyper::Error);
 #[derive(Debug)]
 pub(crate) enum Received {
     Hyper(Incoming),
-    Direct { framing: Framing, keep_alive: bool },
+    Direct {
+        framing: Framing,
+        keep_alive: bool,
+        /// The header fields as they arrived (`raw_headers.rs`), when asked for.
+        raw: Option<RawHeaders>,
+    },
 }
 
 impl EndpointPool {
@@ -501,10 +507,12 @@ impl Drop for Closed {
 
 impl Lease {
     /// Sends a request. A request that never left (the connection was closed under it) is
-    /// handed back in [`NotSent`] so it can go out on another connection.
+    /// handed back in [`NotSent`] so it can go out on another connection. `raw`: the own
+    /// client keeps the response's fields as they arrived (hyper always parses them).
     pub(crate) async fn send(
         &mut self,
         request: Request<Body>,
+        raw: bool,
     ) -> Result<Response<Received>, SendError> {
         match self.sender.as_mut() {
             Some(Sender::Direct(connection)) => {
@@ -513,13 +521,15 @@ impl Lease {
                     response,
                     framing,
                     keep_alive,
+                    raw,
                 } = connection
-                    .send(&parts, body)
+                    .send(&parts, body, raw)
                     .await
                     .map_err(SendError::Direct)?;
                 Ok(response.map(|()| Received::Direct {
                     framing,
                     keep_alive,
+                    raw,
                 }))
             }
             Some(Sender::Http1(sender)) => {

@@ -39,6 +39,7 @@ use super::body::{self, Body};
 use super::detect::Prefixed;
 use super::headers::X_REQUEST_ID;
 use super::matcher::RequestView;
+use super::raw_headers::{RawHeaders, Writer};
 use super::respond::{Decision, LocalReply, ResponseFlag};
 use super::rewrite::{redirect_location, split_authority};
 use super::router::{Action, RouteTable};
@@ -145,7 +146,7 @@ fn service(
                 .headers_mut()
                 .insert(X_REQUEST_ID, super::headers::request_id_value());
         }
-        Box::pin(async move { Ok(handle(request, downstream, active).await) })
+        Box::pin(async move { Ok(handle(request, downstream, active, Writer::Hyper).await.0) })
     })
 }
 
@@ -211,11 +212,14 @@ impl<'a> Supervision<'a> {
     }
 }
 
+/// One request through the phases; the response, with the upstream's fields as they
+/// arrived when `writer` takes them (`raw_headers.rs`).
 pub(crate) async fn handle(
     request: Request<Body>,
     downstream: Arc<Downstream>,
     active: ActiveRequest,
-) -> Response<Body> {
+    writer: Writer,
+) -> (Response<Body>, Option<RawHeaders>) {
     let in_flight = (active, downstream.listener.request());
     let table = downstream.table.load_full();
     let logger = table.http.access_log.clone();
@@ -235,14 +239,19 @@ pub(crate) async fn handle(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
 
-    let (response, upstream_end) = match phases(request, &downstream, &table, &mut record).await {
+    let forwarded = match phases(request, &downstream, &table, writer, &mut record).await {
         Ok(forwarded) => forwarded,
         Err(reply) => {
             record.flags = record.flags.with_all(reply.flags);
             record.details = reply.log_details();
-            (reply.into_response(grpc), None)
+            Forwarded::reply(reply.into_response(grpc))
         }
     };
+    let Forwarded {
+        response,
+        raw,
+        end: upstream_end,
+    } = forwarded;
     record.status = response.status().as_u16();
 
     let totals = Arc::clone(&downstream.totals);
@@ -268,7 +277,7 @@ pub(crate) async fn handle(
             logger.log(record);
         }
     });
-    Response::from_parts(parts, body)
+    (Response::from_parts(parts, body), raw)
 }
 
 fn describe<B>(request: &Request<B>, record: &mut Record) {
@@ -322,6 +331,7 @@ async fn phases(
     request: Request<Body>,
     downstream: &Downstream,
     table: &RoutingTable,
+    writer: Writer,
     record: &mut Record,
 ) -> Result<Forwarded, LocalReply> {
     check_limits(&request, &table.http)?;
@@ -339,7 +349,7 @@ async fn phases(
         }
         return tunnel::connect(request, routes.as_deref(), downstream, record)
             .await
-            .map(|response| (response, None));
+            .map(Forwarded::reply);
     }
     let Some(authority) = authority(&request) else {
         return Err(LocalReply::bad_request(
@@ -355,7 +365,7 @@ async fn phases(
             },
         ));
     };
-    route_request(request, authority, &routes, downstream, record).await
+    route_request(request, authority, &routes, downstream, writer, record).await
 }
 
 async fn route_request(
@@ -363,6 +373,7 @@ async fn route_request(
     authority: String,
     routes: &RouteTable,
     downstream: &Downstream,
+    writer: Writer,
     record: &mut Record,
 ) -> Result<Forwarded, LocalReply> {
     let config = || Decision {
@@ -419,7 +430,7 @@ async fn route_request(
             let mut response =
                 LocalReply::direct(*status, body.clone(), decision()).into_response(false);
             route.response_headers.apply(response.headers_mut());
-            Ok((response, None))
+            Ok(Forwarded::reply(response))
         }
         Action::Redirect(redirect) => {
             record.details = "redirect".into();
@@ -434,7 +445,7 @@ async fn route_request(
             let mut response =
                 LocalReply::redirect(status, location, decision()).into_response(false);
             route.response_headers.apply(response.headers_mut());
-            Ok((response, None))
+            Ok(Forwarded::reply(response))
         }
         Action::Forward(action) => {
             let forwarding = Forwarding {
@@ -442,6 +453,7 @@ async fn route_request(
                 action,
                 matched_prefix: matched.map_or("/", |m| m.rewritable_prefix(path)),
                 authority,
+                writer,
             };
             let forwarded = upstream::forward(request, forwarding, downstream, record);
             let response = match action.timeout {

@@ -33,6 +33,7 @@ use super::body::{self, Body, BodyEnd, BoxError};
 use super::h1_client::H1Error;
 use super::headers::{add_forwarding, remove_hop_by_hop};
 use super::pool::{Lease, Meters, PoolError, Received, SendError, Wire};
+use super::raw_headers::{RawHeaders, Writer};
 use super::respond::{Decision, LocalReply, ResponseFlag};
 use super::router::{Forward, Retries, Route, Target};
 use super::server::Downstream;
@@ -49,6 +50,8 @@ pub(crate) struct Forwarding<'a> {
     /// The part of the path the route's uri match matched (for prefix rewrites).
     pub(crate) matched_prefix: &'a str,
     pub(crate) authority: String,
+    /// Who writes the response out (whether its fields may stay as they arrived).
+    pub(crate) writer: Writer,
 }
 
 /// One failed try.
@@ -136,6 +139,7 @@ pub(crate) async fn forward(
         action,
         matched_prefix,
         authority,
+        writer,
     } = forwarding;
     let Some(target) = action.pick() else {
         return Err(LocalReply::no_healthy_upstream(
@@ -200,6 +204,12 @@ pub(crate) async fn forward(
         query: parts.uri.query(),
         source: downstream.peer.ip(),
     });
+    // Fields nothing edits can go out as they arrived (`raw_headers.rs`).
+    let raw = writer == Writer::OwnHttp1
+        && !upgrade
+        && set_cookie.is_none()
+        && target.response_headers.is_empty()
+        && route.response_headers.is_empty();
     let mut authority = authority;
     // The path goes as it came (a shared, already parsed value) unless a rewrite changes it.
     let mut rewritten = None;
@@ -326,7 +336,7 @@ pub(crate) async fn forward(
         if let Some(endpoint) = endpoint {
             record.upstream_host = Some(endpoint.address);
         }
-        let one_try = try_once(cluster, endpoint, wire, upgrade, request, &meters);
+        let one_try = try_once(cluster, endpoint, wire, upgrade, raw, request, &meters);
         let outcome = match retries.per_try_timeout {
             Some(limit) => match tokio::time::timeout(limit, one_try).await {
                 Ok(outcome) => outcome,
@@ -418,7 +428,7 @@ impl Answer {
             });
             let (mut parts, _) = response.into_parts();
             route.response_headers.apply(&mut parts.headers);
-            return (Response::from_parts(parts, body::empty()), None);
+            return Forwarded::reply(Response::from_parts(parts, body::empty()));
         }
         let (mut parts, received) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers, false);
@@ -429,12 +439,13 @@ impl Answer {
         }
         // The own client's body gives its connection back itself; hyper's is given back
         // when its body ends.
-        let (received, lease) = match received {
-            Received::Hyper(incoming) => (body::from_incoming(incoming), Some(lease)),
+        let (received, lease, raw) = match received {
+            Received::Hyper(incoming) => (body::from_incoming(incoming), Some(lease), None),
             Received::Direct {
                 framing,
                 keep_alive,
-            } => (lease.direct_body(framing, keep_alive), None),
+                raw,
+            } => (lease.direct_body(framing, keep_alive), None, raw),
         };
         let end = UpstreamEnd {
             lease,
@@ -442,13 +453,35 @@ impl Answer {
             totals: Arc::clone(&downstream.totals),
             cluster: Arc::clone(&target.cluster.counters),
         };
-        (Response::from_parts(parts, received), Some(end))
+        Forwarded {
+            response: Response::from_parts(parts, received),
+            raw,
+            end: Some(end),
+        }
     }
 }
 
 /// A forwarded response, with what the end of its body settles upstream (none for a
 /// local reply or an upgrade, whose tunnel settles it).
-pub(crate) type Forwarded = (Response<Body>, Option<UpstreamEnd>);
+#[derive(Debug)]
+pub(crate) struct Forwarded {
+    pub(crate) response: Response<Body>,
+    /// The upstream's header fields as they arrived, written before the map's (only when
+    /// [`Forwarding::writer`] is the own HTTP/1 server).
+    pub(crate) raw: Option<RawHeaders>,
+    pub(crate) end: Option<UpstreamEnd>,
+}
+
+impl Forwarded {
+    /// A response made here (a local reply, an upgrade's 101): nothing to settle upstream.
+    pub(crate) fn reply(response: Response<Body>) -> Self {
+        Self {
+            response,
+            raw: None,
+            end: None,
+        }
+    }
+}
 
 /// What the end of a forwarded response's body settles upstream: hyper's connection lease,
 /// the balancer's in-flight count, the byte counters. Settled by the one watcher that
@@ -476,6 +509,7 @@ async fn try_once(
     endpoint: Option<&Endpoint>,
     wire: Wire,
     upgrade: bool,
+    raw: bool,
     mut request: Request<Body>,
     meters: &Meters,
 ) -> Result<Answer, Failure> {
@@ -490,7 +524,7 @@ async fn try_once(
         }
         .map_err(Failure::Pool)?;
         let in_flight = endpoint.load.start(cluster.measures_latency());
-        match lease.send(request).await {
+        match lease.send(request, raw).await {
             Ok(response) => {
                 in_flight.responded();
                 return Ok(Answer {
