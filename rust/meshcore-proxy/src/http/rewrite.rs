@@ -108,20 +108,29 @@ pub(crate) fn redirect_location(
 
 /// `host[:port]`, with IPv6 literals in brackets.
 pub(crate) fn split_authority(authority: &str) -> (&str, Option<u16>) {
-    // Byte searches (memrchr), not char patterns: this runs on every request.
+    // One backward pass over the port's digits, no string search or parse: this runs on
+    // every request.
     let bytes = authority.as_bytes();
-    if let Some(end) = bytes.iter().rposition(|&b| b == b']') {
-        let port = authority[end + 1..]
-            .strip_prefix(':')
-            .and_then(|p| p.parse().ok());
-        return (&authority[..=end], port);
+    let digits = bytes
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let colon = bytes.len() - digits;
+    if digits == 0 || digits > 5 || colon == 0 || bytes[colon - 1] != b':' {
+        return (authority, None);
     }
-    match bytes.iter().rposition(|&b| b == b':') {
-        Some(colon) if !bytes[..colon].contains(&b':') => match authority[colon + 1..].parse() {
-            Ok(port) => (&authority[..colon], Some(port)),
-            Err(_) => (authority, None),
-        },
-        _ => (authority, None),
+    let host = &authority[..colon - 1];
+    // An IPv6 address without brackets has colons of its own: no port in it then.
+    if !host.ends_with(']') && host.as_bytes().contains(&b':') {
+        return (authority, None);
+    }
+    let port = bytes[colon..]
+        .iter()
+        .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    match u16::try_from(port) {
+        Ok(port) => (host, Some(port)),
+        Err(_) => (authority, None),
     }
 }
 
@@ -194,5 +203,10 @@ mod tests {
         assert_eq!(split_authority("a:x"), ("a:x", None));
         assert_eq!(split_authority("::1"), ("::1", None));
         assert_eq!(split_authority("a:99999"), ("a:99999", None));
+        assert_eq!(split_authority("a:"), ("a:", None));
+        assert_eq!(split_authority("a:+80"), ("a:+80", None));
+        assert_eq!(split_authority(":80"), ("", Some(80)));
+        assert_eq!(split_authority("a:65535"), ("a", Some(65535)));
+        assert_eq!(split_authority("a:123456"), ("a:123456", None));
     }
 }
