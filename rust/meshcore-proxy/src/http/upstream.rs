@@ -311,6 +311,9 @@ pub(crate) async fn forward(
             cluster.counters.retry();
         }
         let body = match (&replay, streamed.take()) {
+            // No body (most requests): the empty body is a zero-sized type, boxed without
+            // an allocation.
+            (Some(bytes), _) if bytes.is_empty() => body::empty(),
             (Some(bytes), _) => body::full(bytes.clone()),
             (None, Some(body)) => body,
             (None, None) => body::empty(),
