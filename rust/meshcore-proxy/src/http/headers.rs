@@ -134,7 +134,23 @@ const HTTP: HeaderValue = HeaderValue::from_static("http");
 /// send one, and a missing `x-request-id` is generated (a random UUID v4). `client` is
 /// [`client_address`]'s value.
 pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: &HeaderValue) {
-    let forwarded = match headers.get(&X_FORWARDED_FOR) {
+    // One pass over the names says which are there: a lookup by a custom name hashes it,
+    // and most requests carry neither. (`x-request-id` is added by both servers before
+    // the request is handled.)
+    let (mut has_for, mut has_proto) = (false, false);
+    for name in headers.keys() {
+        match name.as_str().len() {
+            15 => has_for |= name == X_FORWARDED_FOR,
+            17 => has_proto |= name == X_FORWARDED_PROTO,
+            _ => {}
+        }
+    }
+    let existing = if has_for {
+        headers.get(&X_FORWARDED_FOR)
+    } else {
+        None
+    };
+    let forwarded = match existing {
         Some(existing) if !existing.is_empty() => {
             let mut joined = Vec::with_capacity(existing.len() + 2 + client.len());
             joined.extend_from_slice(existing.as_bytes());
@@ -147,11 +163,8 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: &HeaderValue) {
     if let Some(value) = forwarded {
         headers.insert(X_FORWARDED_FOR, value);
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    if !has_proto {
         headers.insert(X_FORWARDED_PROTO, HTTP);
-    }
-    if !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(X_REQUEST_ID, request_id_value());
     }
 }
 
@@ -322,11 +335,13 @@ mod tests {
         add_forwarding(&mut h, &client);
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[X_FORWARDED_PROTO], "http");
-        let id = h[X_REQUEST_ID].to_str().unwrap().to_string();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
+        // Without one: the client's address alone; a proto the client sent is kept.
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_PROTO, "https".parse().unwrap());
         add_forwarding(&mut h, &client);
-        assert_eq!(h[X_REQUEST_ID], id.as_str(), "an existing id is kept");
+        assert_eq!(h[X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+        assert_eq!(h.len(), 2, "nothing else is added");
     }
 
     #[test]
