@@ -270,12 +270,43 @@ impl FramingFields {
     }
 }
 
-/// Whether a field name of `expected`'s length is `expected` (lower case), any case: the
-/// first byte settles most mismatches.
+/// Whether a field name is `expected` (lower case), in any case: eight bytes compared at
+/// a time.
 pub(crate) fn named(name: impl AsRef<[u8]>, expected: &str) -> bool {
     let (name, expected) = (name.as_ref(), expected.as_bytes());
-    name.first().map(u8::to_ascii_lowercase) == expected.first().copied()
-        && name.eq_ignore_ascii_case(expected)
+    name.len() == expected.len()
+        && name
+            .chunks(8)
+            .zip(expected.chunks(8))
+            .all(|(n, e)| lower8(word(n)) == word(e))
+}
+
+/// Lower-cases ASCII letters in place (header names as Envoy writes them), eight bytes at
+/// a time.
+pub(crate) fn lowercase(bytes: &mut [u8]) {
+    for chunk in bytes.chunks_mut(8) {
+        let lowered = lower8(word(chunk)).to_le_bytes();
+        chunk.copy_from_slice(&lowered[..chunk.len()]);
+    }
+}
+
+/// Up to eight bytes as one word (zero-padded).
+fn word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
+/// Eight bytes with each ASCII upper-case letter lower-cased, all at once: a byte's high
+/// bit says whether it is at least `A`, at most `Z` and ASCII, and becomes its 0x20 bit.
+fn lower8(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = x & !HIGH;
+    // No carry crosses a byte: a 7-bit byte plus 0x3f or 0x25 stays under 0x100.
+    let at_least_a = low7 + 0x3f3f_3f3f_3f3f_3f3f;
+    let beyond_z = low7 + 0x2525_2525_2525_2525;
+    let upper = at_least_a & !beyond_z & !x & HIGH;
+    x | (upper >> 2)
 }
 
 /// A plain decimal number (no sign, no spaces), at most 19 digits.
@@ -293,6 +324,23 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_lower_case_exactly_the_ascii_letters() {
+        for byte in 0..=255u8 {
+            let mut one = [byte; 11];
+            lowercase(&mut one);
+            assert_eq!(one, [byte.to_ascii_lowercase(); 11], "{byte:#x}");
+        }
+        assert!(named("Content-Length", "content-length"));
+        assert!(named("CONTENT-LENGTH", "content-length"));
+        assert!(!named("content-lengtx", "content-length"));
+        assert!(!named("content-length2", "content-length"));
+        assert!(!named("Content\u{c0}Length", "content-length"));
+        assert!(named("Date", "date") && !named("Datum", "date"));
+        // A byte 0x20 away from a letter is not that letter.
+        assert!(!named("D\x01te", "date") && !named("[ate", "{ate"));
+    }
 
     #[test]
     fn a_chunked_body_decodes_byte_by_byte_with_its_trailers() {

@@ -378,7 +378,7 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
         if noted.note(field.name, field.value) {
             continue;
         }
-        has_request_id |= field.name.len() == 12 && field.name.eq_ignore_ascii_case("x-request-id");
+        has_request_id |= named(field.name, "x-request-id");
         let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         spans[count] = [

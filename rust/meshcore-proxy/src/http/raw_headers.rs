@@ -15,6 +15,8 @@ use bytes::Bytes;
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 
+use super::h1_codec::lowercase;
+
 /// Who writes a response to the client, and so whether its fields may stay as they
 /// arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +94,7 @@ impl RawHeaders {
 pub(crate) fn encode_raw_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     let start = out.len();
     out.extend_from_slice(name);
-    out[start..].make_ascii_lowercase();
+    lowercase(&mut out[start..]);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
