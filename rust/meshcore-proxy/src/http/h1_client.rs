@@ -266,6 +266,10 @@ fn parse_head(
     raw: bool,
 ) -> Result<Option<ResponseHead>, H1Error> {
     loop {
+        if buffer.is_empty() {
+            // Nothing read yet: nothing to parse.
+            return Ok(None);
+        }
         // Uninitialized: the parser writes what it finds (no 4 KiB cleared per response).
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut []);

@@ -272,13 +272,12 @@ fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<N
     let Some(head) = parse_head(&mut read.buffer, &mut read.ids)? else {
         return Ok(None);
     };
-    let Head::Request(mut request, noted) = head else {
+    let Head::Request(mut request, noted, expects) = head else {
         return Ok(Some(Next::ToHyper));
     };
-    let headers = request.headers();
     let remaining = request_body(&noted)?;
     // Only `100-continue` gets here (another expectation is hyper's to refuse).
-    let expect = if headers.contains_key(header::EXPECT) && remaining != Remaining::Done {
+    let expect = if expects && remaining != Remaining::Done {
         Expect::Waiting
     } else {
         Expect::Settled
@@ -329,7 +328,8 @@ fn bad(details: String) -> HeadError {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 enum Head {
-    Request(Request<Body>, FramingFields),
+    /// The request, its framing fields, and whether it expects `100-continue`.
+    Request(Request<Body>, FramingFields, bool),
     /// Complete, but for hyper to serve (the bytes stay in the buffer).
     ForHyper,
 }
@@ -337,6 +337,10 @@ enum Head {
 /// Parses a request head at the front of `buffer`, consuming it when this loop serves it;
 /// `None` while incomplete. The request's body is empty; the caller frames it.
 fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>, HeadError> {
+    if buffer.is_empty() {
+        // Between requests: nothing to parse yet.
+        return Ok(None);
+    }
     // Uninitialized: the parser writes what it finds (no 4 KiB cleared per request).
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
@@ -373,12 +377,13 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
     let mut count = 0;
     let mut spans = [[0u32; 4]; MAX_HEADERS];
     let mut noted = FramingFields::default();
-    let mut has_request_id = false;
+    let (mut has_request_id, mut expects) = (false, false);
     for field in parsed.headers.iter() {
         if noted.note(field.name, field.value) {
             continue;
         }
         has_request_id |= named(field.name, "x-request-id");
+        expects |= named(field.name, "expect");
         let (name, value) = (offset(field.name.as_ptr()), offset(field.value.as_ptr()));
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         spans[count] = [
@@ -418,7 +423,7 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
-    Ok(Some(Head::Request(request, noted)))
+    Ok(Some(Head::Request(request, noted, expects)))
 }
 
 /// The explained reply to arbitrary bytes as a first request head, if they get one (the
@@ -426,7 +431,7 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
 #[cfg(feature = "fuzzing")]
 pub(crate) fn head_error(bytes: &[u8]) -> Option<LocalReply> {
     let framed = match parse_head(&mut BytesMut::from(bytes), &mut SmallRng::seed_from_u64(0)) {
-        Ok(Some(Head::Request(_, noted))) => request_body(&noted).map(|_| ()),
+        Ok(Some(Head::Request(_, noted, _))) => request_body(&noted).map(|_| ()),
         Ok(_) => Ok(()),
         Err(e) => Err(e),
     };
@@ -826,7 +831,7 @@ mod tests {
             "malformed request head: invalid header value"
         );
         assert!(head(b"GET / HTTP/1.1\r\nhost: a").unwrap().is_none());
-        let Some(Head::Request(request, _)) =
+        let Some(Head::Request(request, _, _)) =
             head(b"GET /a?b HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n").unwrap()
         else {
             panic!("a request");
@@ -838,13 +843,14 @@ mod tests {
 
     #[test]
     fn a_request_id_is_added_when_absent_and_kept_when_sent() {
-        let Some(Head::Request(request, _)) = head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap()
+        let Some(Head::Request(request, _, _)) =
+            head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap()
         else {
             panic!("a request");
         };
         let id = request.headers()["x-request-id"].to_str().unwrap();
         assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
-        let Some(Head::Request(request, _)) =
+        let Some(Head::Request(request, _, _)) =
             head(b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\n\r\n").unwrap()
         else {
             panic!("a request");
@@ -888,7 +894,7 @@ mod tests {
     #[test]
     fn request_bodies_a_proxy_cannot_frame_safely_are_refused() {
         let framing = |bytes: &[u8]| match head(bytes).unwrap() {
-            Some(Head::Request(_, noted)) => request_body(&noted).map_err(|e| match e {
+            Some(Head::Request(_, noted, _)) => request_body(&noted).map_err(|e| match e {
                 HeadError::Reply(reply) => reply.details.to_string(),
                 HeadError::Io(e) => e.to_string(),
             }),

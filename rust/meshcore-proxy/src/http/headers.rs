@@ -22,7 +22,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// One pass over the names finds which are present (comparing parsed names is a tag
 /// compare for the standard ones); a message that carries none costs no map lookup.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let mut present = 0u8;
+    let mut present = 0u16;
     for name in headers.keys() {
         // Most names have a length no hop-by-hop name has: one compare, not eight.
         if HOP_BY_HOP_LENGTHS & (1 << name.as_str().len().min(31)) == 0 {
@@ -59,6 +59,7 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         header::TRANSFER_ENCODING,
         header::PROXY_AUTHENTICATE,
         header::PROXY_AUTHORIZATION,
+        header::EXPECT,
     ] {
         if has(&name) {
             headers.remove(name);
@@ -76,8 +77,9 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// The hop-by-hop names [`remove_hop_by_hop`] looks for (at most 8: one bit each).
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// The hop-by-hop names [`remove_hop_by_hop`] looks for (at most 16: one bit each).
+/// `expect` is among them: this proxy answers `100-continue` itself.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     header::UPGRADE,
     header::TE,
@@ -86,6 +88,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::PROXY_AUTHORIZATION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
+    header::EXPECT,
 ];
 
 /// The lengths of the hop-by-hop names, as bits.
@@ -99,6 +102,7 @@ const HOP_BY_HOP_LENGTHS: u32 = {
         "proxy-authorization",
         "keep-alive",
         "proxy-connection",
+        "expect",
     ];
     let mut bits = 0u32;
     let mut i = 0;
@@ -298,6 +302,7 @@ mod tests {
             "proxy-authenticate",
             "proxy-connection",
             "upgrade",
+            "expect",
         ] {
             h.insert(HeaderName::from_static(name), "x".parse().unwrap());
         }

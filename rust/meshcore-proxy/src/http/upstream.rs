@@ -194,7 +194,6 @@ pub(crate) async fn forward(
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, incoming) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers, upgrade);
-    parts.headers.remove(header::EXPECT);
     add_forwarding(&mut parts.headers, &downstream.forwarded_for);
     target.request_headers.apply(&mut parts.headers);
     route.request_headers.apply(&mut parts.headers);
