@@ -232,10 +232,11 @@ fn encode_head(
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut declared = false;
     for (name, value) in &parts.headers {
+        declared |= name == header::CONTENT_LENGTH;
         encode_field(out, name, value);
     }
-    let declared = parts.headers.contains_key(header::CONTENT_LENGTH);
     let chunked = match (declared, length) {
         (true, _) => false,
         (false, Some(0)) if empty => {

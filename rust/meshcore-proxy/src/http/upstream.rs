@@ -190,9 +190,19 @@ pub(crate) async fn forward(
         }
     };
 
-    let upgrade = is_upgrade(&request);
+    // (The own HTTP/1 server hands every upgrade to hyper: no need to look.)
+    let upgrade = writer == Writer::Hyper && is_upgrade(&request);
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, incoming) = request.into_parts();
+    // An origin-form request's authority is its Host header; unless an edit or a rewrite
+    // changes either, Host needs no second look below.
+    let host_is_authority = parts.uri.authority().is_none()
+        && target.request_headers.is_empty()
+        && route.request_headers.is_empty()
+        && action
+            .rewrite
+            .as_ref()
+            .is_none_or(|rewrite| rewrite.authority.is_none());
     remove_hop_by_hop(&mut parts.headers, upgrade);
     add_forwarding(&mut parts.headers, &downstream.forwarded_for);
     target.request_headers.apply(&mut parts.headers);
@@ -262,10 +272,11 @@ pub(crate) async fn forward(
     match wire {
         Wire::Http1 => {
             parts.version = Version::HTTP_11;
-            let same_host = parts
-                .headers
-                .get(header::HOST)
-                .is_some_and(|host| host.as_bytes() == authority.as_bytes());
+            let same_host = host_is_authority
+                || parts
+                    .headers
+                    .get(header::HOST)
+                    .is_some_and(|host| host.as_bytes() == authority.as_bytes());
             if !same_host && let Ok(host) = HeaderValue::from_str(&authority) {
                 parts.headers.insert(header::HOST, host);
             }
