@@ -193,7 +193,7 @@ impl Cluster {
                 return (Some(stable_hash(value.as_bytes())), None);
             }
             if let Some(ttl) = cookie.ttl_ms {
-                let value = crate::http::headers::request_id().replace('-', "");
+                let value = crate::http::request_id::text().replace('-', "");
                 let mut set_cookie = format!("{}=\"{value}\"; Max-Age={}", cookie.name, ttl / 1000);
                 if let Some(path) = &cookie.path {
                     set_cookie.push_str("; Path=");

@@ -38,8 +38,6 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -47,8 +45,9 @@ use tracing::debug;
 use super::activity::{Activity, Dormant, stopped};
 use super::body::{self, Body, BoxError};
 use super::h1_codec::{Chunk, FramingFields, Remaining, decode, encode_field, named};
-use super::headers::{X_REQUEST_ID, request_id_from};
+use super::headers::X_REQUEST_ID;
 use super::raw_headers::{RawHeaders, Writer, encode_raw_field};
+use super::request_id;
 use super::respond::LocalReply;
 use super::server::{self, Downstream};
 use super::socket_io::{read_some, shutdown, write_all};
@@ -76,8 +75,6 @@ struct Inbound {
 #[derive(Debug)]
 struct ReadSide {
     buffer: BytesMut,
-    /// The connection's `x-request-id` generator.
-    ids: SmallRng,
     /// What is left of the current request's body on the connection.
     body: Remaining,
     expect: Expect,
@@ -127,7 +124,6 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
         stream,
         read: Mutex::new(ReadSide {
             buffer,
-            ids: SmallRng::from_rng(&mut rand::rng()),
             body: Remaining::Done,
             expect: Expect::Settled,
         }),
@@ -244,7 +240,11 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
                 ))));
             }
         }
-        inbound.stream.readable().await.map_err(HeadError::Io)?;
+        // The connection's one reader waits in the socket's read slot (no waiter list to
+        // join and leave, as `readable()` would).
+        std::future::poll_fn(|cx| inbound.stream.poll_read_ready(cx))
+            .await
+            .map_err(HeadError::Io)?;
         let mut read = inbound.read();
         // An idle connection keeps no large buffer (one over the head chunk came from a
         // large head or body); reading into a fresh one costs an allocation only then.
@@ -269,7 +269,7 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
 
 /// The request at the front of the buffer (its head consumed), `None` while incomplete.
 fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<Next>, HeadError> {
-    let Some(head) = parse_head(&mut read.buffer, &mut read.ids)? else {
+    let Some(head) = parse_head(&mut read.buffer)? else {
         return Ok(None);
     };
     let Head::Request(mut request, noted, expects) = head else {
@@ -336,7 +336,7 @@ enum Head {
 
 /// Parses a request head at the front of `buffer`, consuming it when this loop serves it;
 /// `None` while incomplete. The request's body is empty; the caller frames it.
-fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>, HeadError> {
+fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     if buffer.is_empty() {
         // Between requests: nothing to parse yet.
         return Ok(None);
@@ -416,7 +416,7 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
         headers.append(name, value);
     }
     if !has_request_id {
-        headers.insert(X_REQUEST_ID, request_id_from(ids));
+        headers.insert(X_REQUEST_ID, request_id::next());
     }
     let mut request = Request::new(body::empty());
     *request.method_mut() = method;
@@ -430,7 +430,7 @@ fn parse_head(buffer: &mut BytesMut, ids: &mut SmallRng) -> Result<Option<Head>,
 /// fuzz targets' view of the malformed phase).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn head_error(bytes: &[u8]) -> Option<LocalReply> {
-    let framed = match parse_head(&mut BytesMut::from(bytes), &mut SmallRng::seed_from_u64(0)) {
+    let framed = match parse_head(&mut BytesMut::from(bytes)) {
         Ok(Some(Head::Request(_, noted, _))) => request_body(&noted).map(|_| ()),
         Ok(_) => Ok(()),
         Err(e) => Err(e),
@@ -813,8 +813,7 @@ mod tests {
     use super::*;
 
     fn head(bytes: &[u8]) -> Result<Option<Head>, String> {
-        parse_head(&mut BytesMut::from(bytes), &mut SmallRng::seed_from_u64(0)).map_err(|e| match e
-        {
+        parse_head(&mut BytesMut::from(bytes)).map_err(|e| match e {
             HeadError::Reply(reply) => reply.details.to_string(),
             HeadError::Io(e) => e.to_string(),
         })
@@ -869,10 +868,7 @@ mod tests {
         ] {
             let mut buffer = BytesMut::from(bytes);
             assert!(
-                matches!(
-                    parse_head(&mut buffer, &mut SmallRng::seed_from_u64(0)),
-                    Ok(Some(Head::ForHyper))
-                ),
+                matches!(parse_head(&mut buffer), Ok(Some(Head::ForHyper))),
                 "{}",
                 String::from_utf8_lossy(bytes)
             );
@@ -883,10 +879,7 @@ mod tests {
             .collect();
         let bytes = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
         assert!(matches!(
-            parse_head(
-                &mut BytesMut::from(bytes.as_bytes()),
-                &mut SmallRng::seed_from_u64(0)
-            ),
+            parse_head(&mut BytesMut::from(bytes.as_bytes())),
             Ok(Some(Head::ForHyper))
         ));
     }

@@ -172,51 +172,6 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: &HeaderValue) {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// A random UUID v4 in its 36-character text form, as Envoy generates for
-/// `x-request-id`: written into a stack buffer, no allocation.
-fn request_id_bytes() -> [u8; 36] {
-    uuid_text(rand::random())
-}
-
-/// A UUID v4 from 16 random bytes, in its 36-character text form.
-fn uuid_text(mut bytes: [u8; 16]) -> [u8; 36] {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut text = [b'-'; 36];
-    let mut at = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        text[at] = HEX[usize::from(byte >> 4)];
-        text[at + 1] = HEX[usize::from(byte & 0x0f)];
-        at += 2;
-    }
-    text
-}
-
-/// A new `x-request-id` value (a random UUID v4).
-pub(crate) fn request_id_value() -> HeaderValue {
-    let text = request_id_bytes();
-    // Hex digits and dashes are always a valid header value.
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
-}
-
-/// A new `x-request-id` value from a connection's own generator (seeded from the thread's
-/// cryptographic one): cheaper per request than the thread generator, which a
-/// dynamically loaded library reaches through a thread-local lookup each time.
-pub(crate) fn request_id_from(rng: &mut rand::rngs::SmallRng) -> HeaderValue {
-    let text = uuid_text(rand::Rng::random(rng));
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
-}
-
-/// A random UUID v4, as Envoy generates for `x-request-id`.
-pub(crate) fn request_id() -> String {
-    String::from_utf8_lossy(&request_id_bytes()).into_owned()
-}
-
 /// Compiled set / add / remove operations, applied in Istio's order: remove, set, add.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeaderEdits {
@@ -350,21 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_uuid_v4_text() {
-        for _ in 0..100 {
-            let id = request_id();
-            assert_eq!(id.len(), 36);
-            for (i, c) in id.chars().enumerate() {
-                if matches!(i, 8 | 13 | 18 | 23) {
-                    assert_eq!(c, '-', "{id}");
-                } else {
-                    assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{id}");
-                }
-            }
-            assert_eq!(&id[14..15], "4", "{id}");
-            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
-            assert_eq!(request_id_value().len(), 36);
-        }
+    fn client_addresses_are_header_values() {
         assert_eq!(client_address("::1".parse().unwrap()), "::1");
     }
 

@@ -54,6 +54,7 @@ mod malformed;
 pub(crate) mod matcher;
 pub(crate) mod pool;
 mod raw_headers;
+pub(crate) mod request_id;
 pub(crate) mod respond;
 pub(crate) mod rewrite;
 pub(crate) mod router;

@@ -144,7 +144,7 @@ fn service(
         if !request.headers().contains_key(&X_REQUEST_ID) {
             request
                 .headers_mut()
-                .insert(X_REQUEST_ID, super::headers::request_id_value());
+                .insert(X_REQUEST_ID, super::request_id::next());
         }
         Box::pin(async move { Ok(handle(request, downstream, active, Writer::Hyper).await.0) })
     })
