@@ -13,10 +13,9 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-// jemalloc, as linkerd2-proxy and ztunnel use: steady RSS under connection churn.
-#[cfg(target_os = "linux")]
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+// The allocator is the process's own (glibc's malloc), not jemalloc: see ARCHITECTURE.md,
+// "Choices". In a dlopen'ed extension jemalloc reaches its thread cache through
+// `__tls_get_addr` on every call; glibc's is loaded with the process (static TLS).
 
 create_exception!(
     _core,
