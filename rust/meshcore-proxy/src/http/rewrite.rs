@@ -122,7 +122,8 @@ pub(crate) fn split_authority(authority: &str) -> (&str, Option<u16>) {
     }
     let host = &authority[..colon - 1];
     // An IPv6 address without brackets has colons of its own: no port in it then.
-    if !host.ends_with(']') && host.as_bytes().contains(&b':') {
+    // (A plain loop: `contains` calls memchr, slower on a dozen bytes.)
+    if !host.ends_with(']') && host.bytes().any(|b| b == b':') {
         return (authority, None);
     }
     let port = bytes[colon..]

@@ -269,6 +269,10 @@ impl RouteTable {
 
     /// The virtual host for an authority (case-insensitive).
     pub(crate) fn host(&self, authority: &str) -> Option<&VirtualHost> {
+        // Only `*`: the authority need not be looked at.
+        if self.exact.is_empty() && self.suffixes.is_empty() && self.prefixes.is_empty() {
+            return self.any.and_then(|index| self.hosts.get(index));
+        }
         // Most clients send the authority in lower case already: no copy then.
         let lowered;
         let authority = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
