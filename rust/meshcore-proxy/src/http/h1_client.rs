@@ -133,30 +133,37 @@ impl H1Connection {
 
     /// Writes the request (head, then body) and reads the response head; its fields as
     /// they arrived when `raw` (see `raw_headers.rs`).
-    pub(crate) async fn send(
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub(crate) fn send(
         &mut self,
         parts: &http::request::Parts,
         mut body: Body,
         raw: bool,
-    ) -> Result<ResponseHead, H1Error> {
-        let head_request = parts.method == Method::HEAD;
-        let length = body.size_hint().exact();
-        let chunked = encode_head(&mut self.head, parts, length, body.is_end_stream());
-        if let Err(e) = self.stream.write_all(&self.head).await {
-            // A connection closed under a pooled request fails its first write.
-            return Err(H1Error::NotWritten(e));
+    ) -> impl Future<Output = Result<ResponseHead, H1Error>> {
+        // Not an `async fn`: see `server::handle`.
+        async move {
+            let head_request = parts.method == Method::HEAD;
+            let length = body.size_hint().exact();
+            let chunked = encode_head(&mut self.head, parts, length, body.is_end_stream());
+            if let Err(e) = self.stream.write_all(&self.head).await {
+                // A connection closed under a pooled request fails its first write.
+                return Err(H1Error::NotWritten(e));
+            }
+            if let Err(failure) = self.write_body(&mut body, chunked).await {
+                // The upstream may have answered before it stopped reading (413 and close).
+                return match self.read_head(head_request, raw).await {
+                    Ok(mut head) => {
+                        head.keep_alive = false;
+                        Ok(head)
+                    }
+                    Err(_) => Err(failure),
+                };
+            }
+            self.read_head(head_request, raw).await
         }
-        if let Err(failure) = self.write_body(&mut body, chunked).await {
-            // The upstream may have answered before it stopped reading (413 and close).
-            return match self.read_head(head_request, raw).await {
-                Ok(mut head) => {
-                    head.keep_alive = false;
-                    Ok(head)
-                }
-                Err(_) => Err(failure),
-            };
-        }
-        self.read_head(head_request, raw).await
     }
 
     async fn write_body(&mut self, body: &mut Body, chunked: bool) -> Result<(), H1Error> {

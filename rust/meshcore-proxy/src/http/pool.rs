@@ -509,60 +509,67 @@ impl Lease {
     /// Sends a request. A request that never left (the connection was closed under it) is
     /// handed back in [`NotSent`] so it can go out on another connection. `raw`: the own
     /// client keeps the response's fields as they arrived (hyper always parses them).
-    pub(crate) async fn send(
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub(crate) fn send(
         &mut self,
         request: Request<Body>,
         raw: bool,
-    ) -> Result<Response<Received>, SendError> {
-        match self.sender.as_mut() {
-            Some(Sender::Direct(connection)) => {
-                let (parts, body) = request.into_parts();
-                let ResponseHead {
-                    response,
-                    framing,
-                    keep_alive,
-                    raw,
-                } = connection
-                    .send(&parts, body, raw)
-                    .await
-                    .map_err(SendError::Direct)?;
-                Ok(response.map(|()| Received::Direct {
-                    framing,
-                    keep_alive,
-                    raw,
-                }))
-            }
-            Some(Sender::Http1(sender)) => {
-                if let Err(e) = sender.ready().await {
-                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+    ) -> impl Future<Output = Result<Response<Received>, SendError>> {
+        // Not an `async fn`: see `server::handle`.
+        async move {
+            match self.sender.as_mut() {
+                Some(Sender::Direct(connection)) => {
+                    let (parts, body) = request.into_parts();
+                    let ResponseHead {
+                        response,
+                        framing,
+                        keep_alive,
+                        raw,
+                    } = connection
+                        .send(&parts, body, raw)
+                        .await
+                        .map_err(SendError::Direct)?;
+                    Ok(response.map(|()| Received::Direct {
+                        framing,
+                        keep_alive,
+                        raw,
+                    }))
                 }
-                sender
-                    .try_send_request(request)
-                    .await
-                    .map(|response| response.map(Received::Hyper))
-                    .map_err(|mut e| match e.take_message() {
-                        Some(request) => {
-                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
-                        }
-                        None => SendError::Failed(e.into_error()),
-                    })
-            }
-            Some(Sender::Http2(sender, _)) => {
-                if let Err(e) = sender.ready().await {
-                    return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+                Some(Sender::Http1(sender)) => {
+                    if let Err(e) = sender.ready().await {
+                        return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+                    }
+                    sender
+                        .try_send_request(request)
+                        .await
+                        .map(|response| response.map(Received::Hyper))
+                        .map_err(|mut e| match e.take_message() {
+                            Some(request) => {
+                                SendError::NotSent(Box::new(NotSent(request, e.into_error())))
+                            }
+                            None => SendError::Failed(e.into_error()),
+                        })
                 }
-                sender
-                    .try_send_request(request)
-                    .await
-                    .map(|response| response.map(Received::Hyper))
-                    .map_err(|mut e| match e.take_message() {
-                        Some(request) => {
-                            SendError::NotSent(Box::new(NotSent(request, e.into_error())))
-                        }
-                        None => SendError::Failed(e.into_error()),
-                    })
+                Some(Sender::Http2(sender, _)) => {
+                    if let Err(e) = sender.ready().await {
+                        return Err(SendError::NotSent(Box::new(NotSent(request, e))));
+                    }
+                    sender
+                        .try_send_request(request)
+                        .await
+                        .map(|response| response.map(Received::Hyper))
+                        .map_err(|mut e| match e.take_message() {
+                            Some(request) => {
+                                SendError::NotSent(Box::new(NotSent(request, e.into_error())))
+                            }
+                            None => SendError::Failed(e.into_error()),
+                        })
+                }
+                None => Err(SendError::Closed),
             }
-            None => Err(SendError::Closed),
         }
     }
 

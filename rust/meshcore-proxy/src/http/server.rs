@@ -214,70 +214,81 @@ impl<'a> Supervision<'a> {
 
 /// One request through the phases; the response, with the upstream's fields as they
 /// arrived when `writer` takes them (`raw_headers.rs`).
-pub(crate) async fn handle(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+pub(crate) fn handle(
     request: Request<Body>,
     downstream: Arc<Downstream>,
     active: ActiveRequest,
     writer: Writer,
-) -> (Response<Body>, Option<RawHeaders>) {
-    let in_flight = (active, downstream.listener.request());
-    let table = downstream.table.load_full();
-    let logger = table.http.access_log.clone();
-    let mut record = Record::new(downstream.local, downstream.peer);
-    // What only the access log reads (durations included) is gathered only when there
-    // is one.
-    let mut started = None;
-    if logger.is_some() {
-        started = Some(Instant::now());
-        record.timed = true;
-        describe(&request, &mut record);
+) -> impl Future<Output = (Response<Body>, Option<RawHeaders>)> {
+    // Not an `async fn`: an async fn keeps each by-value argument twice in its state
+    // (as argument and as the body's binding), a `Request` is 240 bytes, and this
+    // future nests the request path's: written this way, from here down to the
+    // client's `send`, the boxed request future is 24 % smaller (6,056 -> 4,608
+    // bytes), and so is what each request copies and allocates.
+    async move {
+        let in_flight = (active, downstream.listener.request());
+        let table = downstream.table.load_full();
+        let logger = table.http.access_log.clone();
+        let mut record = Record::new(downstream.local, downstream.peer);
+        // What only the access log reads (durations included) is gathered only when there
+        // is one.
+        let mut started = None;
+        if logger.is_some() {
+            started = Some(Instant::now());
+            record.timed = true;
+            describe(&request, &mut record);
+        }
+        downstream.counters.http_request();
+        downstream.totals.http_request();
+        let grpc = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+
+        let forwarded = match phases(request, &downstream, &table, writer, &mut record).await {
+            Ok(forwarded) => forwarded,
+            Err(reply) => {
+                record.flags = record.flags.with_all(reply.flags);
+                record.details = reply.log_details();
+                Forwarded::reply(reply.into_response(grpc))
+            }
+        };
+        let Forwarded {
+            response,
+            raw,
+            end: upstream_end,
+        } = forwarded;
+        record.status = response.status().as_u16();
+
+        let totals = Arc::clone(&downstream.totals);
+        let (parts, body) = response.into_parts();
+        let body = body::watch(body, move |end| {
+            if let Some(upstream_end) = upstream_end {
+                upstream_end.settle(end);
+            }
+            drop(in_flight);
+            record.bytes_sent = end.bytes;
+            if let Some(started) = started {
+                record.duration = started.elapsed();
+            }
+            if !end.completed {
+                record.flags = record
+                    .flags
+                    .with(ResponseFlag::DownstreamConnectionTermination);
+            }
+            for flag in record.flags.iter() {
+                totals.flag(flag);
+            }
+            if let Some(logger) = logger {
+                logger.log(record);
+            }
+        });
+        (Response::from_parts(parts, body), raw)
     }
-    downstream.counters.http_request();
-    downstream.totals.http_request();
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-
-    let forwarded = match phases(request, &downstream, &table, writer, &mut record).await {
-        Ok(forwarded) => forwarded,
-        Err(reply) => {
-            record.flags = record.flags.with_all(reply.flags);
-            record.details = reply.log_details();
-            Forwarded::reply(reply.into_response(grpc))
-        }
-    };
-    let Forwarded {
-        response,
-        raw,
-        end: upstream_end,
-    } = forwarded;
-    record.status = response.status().as_u16();
-
-    let totals = Arc::clone(&downstream.totals);
-    let (parts, body) = response.into_parts();
-    let body = body::watch(body, move |end| {
-        if let Some(upstream_end) = upstream_end {
-            upstream_end.settle(end);
-        }
-        drop(in_flight);
-        record.bytes_sent = end.bytes;
-        if let Some(started) = started {
-            record.duration = started.elapsed();
-        }
-        if !end.completed {
-            record.flags = record
-                .flags
-                .with(ResponseFlag::DownstreamConnectionTermination);
-        }
-        for flag in record.flags.iter() {
-            totals.flag(flag);
-        }
-        if let Some(logger) = logger {
-            logger.log(record);
-        }
-    });
-    (Response::from_parts(parts, body), raw)
 }
 
 fn describe<B>(request: &Request<B>, record: &mut Record) {
@@ -327,150 +338,164 @@ fn authority<B>(request: &Request<B>) -> Option<String> {
 }
 
 /// Limits → route → action.
-async fn phases(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+fn phases(
     request: Request<Body>,
     downstream: &Downstream,
     table: &RoutingTable,
     writer: Writer,
     record: &mut Record,
-) -> Result<Forwarded, LocalReply> {
-    check_limits(&request, &table.http)?;
-    let routes = downstream
-        .listener
-        .route_config
-        .as_deref()
-        .and_then(|name| table.route_config(name));
-    if request.method() == Method::CONNECT {
-        if !downstream.listener.http_proxy {
-            return Err(LocalReply::bad_request(format!(
-                "CONNECT is accepted only by http_proxy listeners; {} is not one",
-                downstream.listener.name
-            )));
+) -> impl Future<Output = Result<Forwarded, LocalReply>> {
+    // Not an `async fn`: see `server::handle`.
+    async move {
+        check_limits(&request, &table.http)?;
+        let routes = downstream
+            .listener
+            .route_config
+            .as_deref()
+            .and_then(|name| table.route_config(name));
+        if request.method() == Method::CONNECT {
+            if !downstream.listener.http_proxy {
+                return Err(LocalReply::bad_request(format!(
+                    "CONNECT is accepted only by http_proxy listeners; {} is not one",
+                    downstream.listener.name
+                )));
+            }
+            return tunnel::connect(request, routes.as_deref(), downstream, record)
+                .await
+                .map(Forwarded::reply);
         }
-        return tunnel::connect(request, routes.as_deref(), downstream, record)
-            .await
-            .map(Forwarded::reply);
+        let Some(authority) = authority(&request) else {
+            return Err(LocalReply::bad_request(
+                "request has no authority (Host header)".into(),
+            ));
+        };
+        let Some(routes) = routes else {
+            return Err(LocalReply::no_route(
+                format!("listener {} has no route config", downstream.listener.name),
+                Decision {
+                    by: format!("Listener/{}", downstream.listener.name).into(),
+                    target: None,
+                },
+            ));
+        };
+        route_request(request, authority, &routes, downstream, writer, record).await
     }
-    let Some(authority) = authority(&request) else {
-        return Err(LocalReply::bad_request(
-            "request has no authority (Host header)".into(),
-        ));
-    };
-    let Some(routes) = routes else {
-        return Err(LocalReply::no_route(
-            format!("listener {} has no route config", downstream.listener.name),
-            Decision {
-                by: format!("Listener/{}", downstream.listener.name).into(),
-                target: None,
-            },
-        ));
-    };
-    route_request(request, authority, &routes, downstream, writer, record).await
 }
 
-async fn route_request(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+fn route_request(
     request: Request<Body>,
     authority: String,
     routes: &RouteTable,
     downstream: &Downstream,
     writer: Writer,
     record: &mut Record,
-) -> Result<Forwarded, LocalReply> {
-    let config = || Decision {
-        by: format!("RouteConfig/{}", routes.name).into(),
-        target: None,
-    };
-    let Some(host) = routes.host(&authority) else {
-        return Err(LocalReply::no_route(
-            format!("no virtual host for {authority}"),
-            config(),
-        ));
-    };
-    let (_, port) = split_authority(&authority);
-    // A cheap clone (shared bytes) the matchers and rewrites borrow from while the
-    // request itself moves on.
-    let uri = request.uri().clone();
-    let (path, query) = (uri.path(), uri.query());
-    let scheme = uri.scheme_str().unwrap_or("http");
-    // A Host without a port: the port the client dialled (before capture redirected it).
-    let port =
-        port.or(downstream.original_dst.port())
-            .unwrap_or(if downstream.listener.http_proxy {
-                80
-            } else {
-                downstream.local.port()
-            });
-    let view = RequestView {
-        path,
-        query,
-        method: request.method().as_str(),
-        authority: &authority,
-        scheme,
-        headers: request.headers(),
-        port,
-    };
-    let Some((route, matched)) = host.route(&view) else {
-        return Err(LocalReply::no_route(
-            format!(
-                "no route of virtual host {} matched {} {path}",
-                host.name,
-                request.method()
-            ),
-            config(),
-        ));
-    };
-    record.route_name = Some(Arc::clone(&route.origin));
-    let decision = || Decision {
-        by: Arc::clone(&route.origin),
-        target: None,
-    };
-    match &route.action {
-        Action::Direct { status, body } => {
-            record.details = "direct_response".into();
-            let mut response =
-                LocalReply::direct(*status, body.clone(), decision()).into_response(false);
-            route.response_headers.apply(response.headers_mut());
-            Ok(Forwarded::reply(response))
-        }
-        Action::Redirect(redirect) => {
-            record.details = "redirect".into();
-            let status = StatusCode::from_u16(redirect.response_code)
-                .unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            let Some(location) = redirect_location(redirect, scheme, &authority, path, query)
-            else {
-                return Err(LocalReply::bad_request(format!(
-                    "cannot build a redirect location from {authority}{path}"
-                )));
-            };
-            let mut response =
-                LocalReply::redirect(status, location, decision()).into_response(false);
-            route.response_headers.apply(response.headers_mut());
-            Ok(Forwarded::reply(response))
-        }
-        Action::Forward(action) => {
-            let forwarding = Forwarding {
-                route,
-                action,
-                matched_prefix: matched.map_or("/", |m| m.rewritable_prefix(path)),
-                authority,
-                writer,
-            };
-            let forwarded = upstream::forward(request, forwarding, downstream, record);
-            let response = match action.timeout {
-                Some(limit) => match tokio::time::timeout(limit, forwarded).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(LocalReply::timeout(
-                        format!("route timeout after {limit:?}"),
-                        Decision {
-                            by: Arc::clone(&route.origin),
-                            target: record.upstream_cluster.clone(),
-                        },
-                    )),
-                },
-                None => forwarded.await,
-            }?;
-            record.details = "via_upstream".into();
-            Ok(response)
+) -> impl Future<Output = Result<Forwarded, LocalReply>> {
+    // Not an `async fn`: see `server::handle`.
+    async move {
+        let config = || Decision {
+            by: format!("RouteConfig/{}", routes.name).into(),
+            target: None,
+        };
+        let Some(host) = routes.host(&authority) else {
+            return Err(LocalReply::no_route(
+                format!("no virtual host for {authority}"),
+                config(),
+            ));
+        };
+        let (_, port) = split_authority(&authority);
+        // A cheap clone (shared bytes) the matchers and rewrites borrow from while the
+        // request itself moves on.
+        let uri = request.uri().clone();
+        let (path, query) = (uri.path(), uri.query());
+        let scheme = uri.scheme_str().unwrap_or("http");
+        // A Host without a port: the port the client dialled (before capture redirected it).
+        let port =
+            port.or(downstream.original_dst.port())
+                .unwrap_or(if downstream.listener.http_proxy {
+                    80
+                } else {
+                    downstream.local.port()
+                });
+        let view = RequestView {
+            path,
+            query,
+            method: request.method().as_str(),
+            authority: &authority,
+            scheme,
+            headers: request.headers(),
+            port,
+        };
+        let Some((route, matched)) = host.route(&view) else {
+            return Err(LocalReply::no_route(
+                format!(
+                    "no route of virtual host {} matched {} {path}",
+                    host.name,
+                    request.method()
+                ),
+                config(),
+            ));
+        };
+        record.route_name = Some(Arc::clone(&route.origin));
+        let decision = || Decision {
+            by: Arc::clone(&route.origin),
+            target: None,
+        };
+        match &route.action {
+            Action::Direct { status, body } => {
+                record.details = "direct_response".into();
+                let mut response =
+                    LocalReply::direct(*status, body.clone(), decision()).into_response(false);
+                route.response_headers.apply(response.headers_mut());
+                Ok(Forwarded::reply(response))
+            }
+            Action::Redirect(redirect) => {
+                record.details = "redirect".into();
+                let status = StatusCode::from_u16(redirect.response_code)
+                    .unwrap_or(StatusCode::MOVED_PERMANENTLY);
+                let Some(location) = redirect_location(redirect, scheme, &authority, path, query)
+                else {
+                    return Err(LocalReply::bad_request(format!(
+                        "cannot build a redirect location from {authority}{path}"
+                    )));
+                };
+                let mut response =
+                    LocalReply::redirect(status, location, decision()).into_response(false);
+                route.response_headers.apply(response.headers_mut());
+                Ok(Forwarded::reply(response))
+            }
+            Action::Forward(action) => {
+                let forwarding = Forwarding {
+                    route,
+                    action,
+                    matched_prefix: matched.map_or("/", |m| m.rewritable_prefix(path)),
+                    authority,
+                    writer,
+                };
+                let forwarded = upstream::forward(request, forwarding, downstream, record);
+                let response = match action.timeout {
+                    Some(limit) => match tokio::time::timeout(limit, forwarded).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(LocalReply::timeout(
+                            format!("route timeout after {limit:?}"),
+                            Decision {
+                                by: Arc::clone(&route.origin),
+                                target: record.upstream_cluster.clone(),
+                            },
+                        )),
+                    },
+                    None => forwarded.await,
+                }?;
+                record.details = "via_upstream".into();
+                Ok(response)
+            }
         }
     }
 }

@@ -128,275 +128,283 @@ impl Failure {
 
 /// Forwards one request; returns the upstream's response or the local reply explaining why
 /// there is none. `record` gets the cluster, upstream host and flags.
-pub(crate) async fn forward(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+pub(crate) fn forward(
     mut request: Request<Body>,
     forwarding: Forwarding<'_>,
     downstream: &Downstream,
     record: &mut Record,
-) -> Result<Forwarded, LocalReply> {
-    let Forwarding {
-        route,
-        action,
-        matched_prefix,
-        authority,
-        writer,
-    } = forwarding;
-    let Some(target) = action.pick() else {
-        return Err(LocalReply::no_healthy_upstream(
-            "route has no cluster".into(),
-            Decision {
-                by: Arc::clone(&route.origin),
-                target: None,
-            },
-        ));
-    };
-    let cluster = &target.cluster;
-    record.upstream_cluster = Some(Arc::clone(&cluster.name));
-    let decision = Decision {
-        by: Arc::clone(&route.origin),
-        target: Some(Arc::clone(&cluster.name)),
-    };
-    cluster.counters.request();
-    // An original_dst cluster has one endpoint per request: where the client was going,
-    // i.e. the connection's original destination, else (explicit proxy, absolute-form)
-    // the request's authority.
-    let original_dst = match cluster.kind {
-        ClusterKind::Static => None,
-        ClusterKind::OriginalDst => {
-            let target = match downstream.original_dst.target() {
-                Ok(address) => Ok(address),
-                Err(why) => match request.uri().authority() {
-                    Some(requested) if downstream.listener.http_proxy => {
-                        super::tunnel::requested(
-                            requested.as_str(),
-                            Some(80),
-                            downstream,
-                            cluster.connect_timeout,
-                        )
-                        .await
-                    }
-                    _ => Err(why.to_string()),
+) -> impl Future<Output = Result<Forwarded, LocalReply>> {
+    // Not an `async fn`: see `server::handle`.
+    async move {
+        let Forwarding {
+            route,
+            action,
+            matched_prefix,
+            authority,
+            writer,
+        } = forwarding;
+        let Some(target) = action.pick() else {
+            return Err(LocalReply::no_healthy_upstream(
+                "route has no cluster".into(),
+                Decision {
+                    by: Arc::clone(&route.origin),
+                    target: None,
                 },
+            ));
+        };
+        let cluster = &target.cluster;
+        record.upstream_cluster = Some(Arc::clone(&cluster.name));
+        let decision = Decision {
+            by: Arc::clone(&route.origin),
+            target: Some(Arc::clone(&cluster.name)),
+        };
+        cluster.counters.request();
+        // An original_dst cluster has one endpoint per request: where the client was going,
+        // i.e. the connection's original destination, else (explicit proxy, absolute-form)
+        // the request's authority.
+        let original_dst = match cluster.kind {
+            ClusterKind::Static => None,
+            ClusterKind::OriginalDst => {
+                let target = match downstream.original_dst.target() {
+                    Ok(address) => Ok(address),
+                    Err(why) => match request.uri().authority() {
+                        Some(requested) if downstream.listener.http_proxy => {
+                            super::tunnel::requested(
+                                requested.as_str(),
+                                Some(80),
+                                downstream,
+                                cluster.connect_timeout,
+                            )
+                            .await
+                        }
+                        _ => Err(why.to_string()),
+                    },
+                };
+                match target {
+                    Ok(address) => Some(cluster.original_dst_endpoint(address)),
+                    Err(why) => {
+                        return Err(LocalReply::no_healthy_upstream(
+                            format!("cluster {} has no endpoint: {why}", cluster.name),
+                            decision,
+                        ));
+                    }
+                }
+            }
+        };
+
+        // (The own HTTP/1 server hands every upgrade to hyper: no need to look.)
+        let upgrade = writer == Writer::Hyper && is_upgrade(&request);
+        let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, incoming) = request.into_parts();
+        // An origin-form request's authority is its Host header; unless an edit or a rewrite
+        // changes either, Host needs no second look below.
+        let host_is_authority = parts.uri.authority().is_none()
+            && target.request_headers.is_empty()
+            && route.request_headers.is_empty()
+            && action
+                .rewrite
+                .as_ref()
+                .is_none_or(|rewrite| rewrite.authority.is_none());
+        remove_hop_by_hop(&mut parts.headers, upgrade);
+        add_forwarding(&mut parts.headers, &downstream.forwarded_for);
+        target.request_headers.apply(&mut parts.headers);
+        route.request_headers.apply(&mut parts.headers);
+
+        let (hash, set_cookie) = cluster.request_hash(&HashInput {
+            headers: &parts.headers,
+            query: parts.uri.query(),
+            source: downstream.peer.ip(),
+        });
+        // Fields nothing edits can go out as they arrived (`raw_headers.rs`).
+        let raw = writer == Writer::OwnHttp1
+            && !upgrade
+            && set_cookie.is_none()
+            && target.response_headers.is_empty()
+            && route.response_headers.is_empty();
+        let mut authority = authority;
+        // The path goes as it came (a shared, already parsed value) unless a rewrite changes it.
+        let mut rewritten = None;
+        if let Some(rewrite) = &action.rewrite {
+            rewritten = Some(rewrite.path(parts.uri.path(), parts.uri.query(), matched_prefix));
+            if let Some(new_authority) = &rewrite.authority {
+                authority.clone_from(new_authority);
+            }
+        }
+        let path_and_query = match rewritten {
+            Some(text) => match PathAndQuery::try_from(text.as_str()) {
+                Ok(path_and_query) => path_and_query,
+                Err(_) => {
+                    return Err(LocalReply::bad_request(format!(
+                        "cannot build the upstream uri from {authority} and {text}"
+                    )));
+                }
+            },
+            None => parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        };
+        let wire = match (upgrade, cluster.protocol, parts.version) {
+            (true, _, _) => Wire::Http1,
+            (_, ClusterProtocol::Http1, _) => Wire::Http1,
+            (_, ClusterProtocol::Http2, _) => Wire::Http2,
+            (_, ClusterProtocol::Inherit, Version::HTTP_2) => Wire::Http2,
+            _ => Wire::Http1,
+        };
+        let uri = match wire {
+            Wire::Http1 => {
+                let mut uri = uri::Parts::default();
+                uri.path_and_query = Some(path_and_query.clone());
+                Uri::from_parts(uri).ok()
+            }
+            Wire::Http2 => Uri::builder()
+                .scheme("http")
+                .authority(authority.as_str())
+                .path_and_query(path_and_query.clone())
+                .build()
+                .ok(),
+        };
+        let Some(uri) = uri else {
+            return Err(LocalReply::bad_request(format!(
+                "cannot build the upstream uri from {authority} and {path_and_query}"
+            )));
+        };
+        parts.uri = uri;
+        match wire {
+            Wire::Http1 => {
+                parts.version = Version::HTTP_11;
+                let same_host = host_is_authority
+                    || parts
+                        .headers
+                        .get(header::HOST)
+                        .is_some_and(|host| host.as_bytes() == authority.as_bytes());
+                if !same_host && let Ok(host) = HeaderValue::from_str(&authority) {
+                    parts.headers.insert(header::HOST, host);
+                }
+            }
+            Wire::Http2 => {
+                parts.version = Version::HTTP_2;
+                parts.headers.remove(header::HOST);
+            }
+        }
+
+        let no_retries = Retries::default();
+        let retries = action.retries.as_ref().unwrap_or(&no_retries);
+        // An empty body can always be sent again (an unprocessed request goes out once more).
+        let (mut streamed, replay) = if retries.attempts > 0 || incoming.is_end_stream() {
+            match replayable(incoming).await {
+                Ok(Replay::Kept(bytes)) => (None, Some(bytes)),
+                Ok(Replay::Streamed(body)) => (Some(body), None),
+                Err(e) => {
+                    return Err(LocalReply::bad_request(format!("request body failed: {e}")));
+                }
+            }
+        } else {
+            (Some(incoming), None)
+        };
+        let tries = if replay.is_some() {
+            1 + retries.attempts
+        } else {
+            1
+        };
+        let meters = Meters {
+            cluster: Arc::clone(&cluster.counters),
+            totals: Arc::clone(&downstream.totals),
+        };
+        // Only the access log reads the upstream service time.
+        let started = record.timed.then(Instant::now);
+        let mut attempt = 0;
+        let mut resent = false;
+        let mut parts = Some(parts);
+        loop {
+            attempt += 1;
+            if attempt > 1 {
+                cluster.counters.retry();
+            }
+            let body = match (&replay, streamed.take()) {
+                // No body (most requests): the empty body is a zero-sized type, boxed without
+                // an allocation.
+                (Some(bytes), _) if bytes.is_empty() => body::empty(),
+                (Some(bytes), _) => body::full(bytes.clone()),
+                (None, Some(body)) => body,
+                (None, None) => body::empty(),
             };
-            match target {
-                Ok(address) => Some(cluster.original_dst_endpoint(address)),
-                Err(why) => {
-                    return Err(LocalReply::no_healthy_upstream(
-                        format!("cluster {} has no endpoint: {why}", cluster.name),
-                        decision,
+            // The head is copied only while another send may need it: a retry, or the one
+            // re-send of a request an HTTP/2 GOAWAY left unprocessed.
+            let needed_again =
+                attempt < tries || (wire == Wire::Http2 && replay.is_some() && !resent);
+            let request = match parts.take() {
+                Some(head) if needed_again => {
+                    let mut request = Request::from_parts(clone_parts(&head), body);
+                    *request.extensions_mut() = head.extensions.clone();
+                    parts = Some(head);
+                    request
+                }
+                Some(head) => Request::from_parts(head, body),
+                // Never: the head is only given away for the last send.
+                None => return Err(LocalReply::bad_request("request already sent".into())),
+            };
+            let endpoint = match &original_dst {
+                Some(endpoint) => Some(&**endpoint),
+                None => cluster.pick(hash),
+            };
+            if let Some(endpoint) = endpoint {
+                record.upstream_host = Some(endpoint.address);
+            }
+            let one_try = try_once(cluster, endpoint, wire, upgrade, raw, request, &meters);
+            let outcome = match retries.per_try_timeout {
+                Some(limit) => match tokio::time::timeout(limit, one_try).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Failure::Timeout(limit)),
+                },
+                None => one_try.await,
+            };
+            let last = attempt >= tries;
+            match outcome {
+                Ok(answer) if !last && retries.retries_status(answer.response.status()) => {
+                    debug!(status = %answer.response.status(), attempt, "retrying on status");
+                    answer.discard();
+                }
+                Ok(answer) => {
+                    if attempt > 1 && retries.retries_status(answer.response.status()) {
+                        record.flags = record.flags.with(ResponseFlag::UpstreamRetryLimitExceeded);
+                    }
+                    record.upstream_service_time = started.map(|t| t.elapsed());
+                    return Ok(answer.into_response(
+                        target,
+                        route,
+                        downstream,
+                        set_cookie,
+                        downstream_upgrade,
+                        &meters,
                     ));
                 }
-            }
-        }
-    };
-
-    // (The own HTTP/1 server hands every upgrade to hyper: no need to look.)
-    let upgrade = writer == Writer::Hyper && is_upgrade(&request);
-    let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let (mut parts, incoming) = request.into_parts();
-    // An origin-form request's authority is its Host header; unless an edit or a rewrite
-    // changes either, Host needs no second look below.
-    let host_is_authority = parts.uri.authority().is_none()
-        && target.request_headers.is_empty()
-        && route.request_headers.is_empty()
-        && action
-            .rewrite
-            .as_ref()
-            .is_none_or(|rewrite| rewrite.authority.is_none());
-    remove_hop_by_hop(&mut parts.headers, upgrade);
-    add_forwarding(&mut parts.headers, &downstream.forwarded_for);
-    target.request_headers.apply(&mut parts.headers);
-    route.request_headers.apply(&mut parts.headers);
-
-    let (hash, set_cookie) = cluster.request_hash(&HashInput {
-        headers: &parts.headers,
-        query: parts.uri.query(),
-        source: downstream.peer.ip(),
-    });
-    // Fields nothing edits can go out as they arrived (`raw_headers.rs`).
-    let raw = writer == Writer::OwnHttp1
-        && !upgrade
-        && set_cookie.is_none()
-        && target.response_headers.is_empty()
-        && route.response_headers.is_empty();
-    let mut authority = authority;
-    // The path goes as it came (a shared, already parsed value) unless a rewrite changes it.
-    let mut rewritten = None;
-    if let Some(rewrite) = &action.rewrite {
-        rewritten = Some(rewrite.path(parts.uri.path(), parts.uri.query(), matched_prefix));
-        if let Some(new_authority) = &rewrite.authority {
-            authority.clone_from(new_authority);
-        }
-    }
-    let path_and_query = match rewritten {
-        Some(text) => match PathAndQuery::try_from(text.as_str()) {
-            Ok(path_and_query) => path_and_query,
-            Err(_) => {
-                return Err(LocalReply::bad_request(format!(
-                    "cannot build the upstream uri from {authority} and {text}"
-                )));
-            }
-        },
-        None => parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    };
-    let wire = match (upgrade, cluster.protocol, parts.version) {
-        (true, _, _) => Wire::Http1,
-        (_, ClusterProtocol::Http1, _) => Wire::Http1,
-        (_, ClusterProtocol::Http2, _) => Wire::Http2,
-        (_, ClusterProtocol::Inherit, Version::HTTP_2) => Wire::Http2,
-        _ => Wire::Http1,
-    };
-    let uri = match wire {
-        Wire::Http1 => {
-            let mut uri = uri::Parts::default();
-            uri.path_and_query = Some(path_and_query.clone());
-            Uri::from_parts(uri).ok()
-        }
-        Wire::Http2 => Uri::builder()
-            .scheme("http")
-            .authority(authority.as_str())
-            .path_and_query(path_and_query.clone())
-            .build()
-            .ok(),
-    };
-    let Some(uri) = uri else {
-        return Err(LocalReply::bad_request(format!(
-            "cannot build the upstream uri from {authority} and {path_and_query}"
-        )));
-    };
-    parts.uri = uri;
-    match wire {
-        Wire::Http1 => {
-            parts.version = Version::HTTP_11;
-            let same_host = host_is_authority
-                || parts
-                    .headers
-                    .get(header::HOST)
-                    .is_some_and(|host| host.as_bytes() == authority.as_bytes());
-            if !same_host && let Ok(host) = HeaderValue::from_str(&authority) {
-                parts.headers.insert(header::HOST, host);
-            }
-        }
-        Wire::Http2 => {
-            parts.version = Version::HTTP_2;
-            parts.headers.remove(header::HOST);
-        }
-    }
-
-    let no_retries = Retries::default();
-    let retries = action.retries.as_ref().unwrap_or(&no_retries);
-    // An empty body can always be sent again (an unprocessed request goes out once more).
-    let (mut streamed, replay) = if retries.attempts > 0 || incoming.is_end_stream() {
-        match replayable(incoming).await {
-            Ok(Replay::Kept(bytes)) => (None, Some(bytes)),
-            Ok(Replay::Streamed(body)) => (Some(body), None),
-            Err(e) => {
-                return Err(LocalReply::bad_request(format!("request body failed: {e}")));
-            }
-        }
-    } else {
-        (Some(incoming), None)
-    };
-    let tries = if replay.is_some() {
-        1 + retries.attempts
-    } else {
-        1
-    };
-    let meters = Meters {
-        cluster: Arc::clone(&cluster.counters),
-        totals: Arc::clone(&downstream.totals),
-    };
-    // Only the access log reads the upstream service time.
-    let started = record.timed.then(Instant::now);
-    let mut attempt = 0;
-    let mut resent = false;
-    let mut parts = Some(parts);
-    loop {
-        attempt += 1;
-        if attempt > 1 {
-            cluster.counters.retry();
-        }
-        let body = match (&replay, streamed.take()) {
-            // No body (most requests): the empty body is a zero-sized type, boxed without
-            // an allocation.
-            (Some(bytes), _) if bytes.is_empty() => body::empty(),
-            (Some(bytes), _) => body::full(bytes.clone()),
-            (None, Some(body)) => body,
-            (None, None) => body::empty(),
-        };
-        // The head is copied only while another send may need it: a retry, or the one
-        // re-send of a request an HTTP/2 GOAWAY left unprocessed.
-        let needed_again = attempt < tries || (wire == Wire::Http2 && replay.is_some() && !resent);
-        let request = match parts.take() {
-            Some(head) if needed_again => {
-                let mut request = Request::from_parts(clone_parts(&head), body);
-                *request.extensions_mut() = head.extensions.clone();
-                parts = Some(head);
-                request
-            }
-            Some(head) => Request::from_parts(head, body),
-            // Never: the head is only given away for the last send.
-            None => return Err(LocalReply::bad_request("request already sent".into())),
-        };
-        let endpoint = match &original_dst {
-            Some(endpoint) => Some(&**endpoint),
-            None => cluster.pick(hash),
-        };
-        if let Some(endpoint) = endpoint {
-            record.upstream_host = Some(endpoint.address);
-        }
-        let one_try = try_once(cluster, endpoint, wire, upgrade, raw, request, &meters);
-        let outcome = match retries.per_try_timeout {
-            Some(limit) => match tokio::time::timeout(limit, one_try).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(Failure::Timeout(limit)),
-            },
-            None => one_try.await,
-        };
-        let last = attempt >= tries;
-        match outcome {
-            Ok(answer) if !last && retries.retries_status(answer.response.status()) => {
-                debug!(status = %answer.response.status(), attempt, "retrying on status");
-                answer.discard();
-            }
-            Ok(answer) => {
-                if attempt > 1 && retries.retries_status(answer.response.status()) {
-                    record.flags = record.flags.with(ResponseFlag::UpstreamRetryLimitExceeded);
+                // Not processed upstream: once more, on another connection, not as a retry.
+                Err(failure) if failure.unprocessed() && !resent && replay.is_some() => {
+                    debug!(
+                        ?failure,
+                        attempt, "upstream did not process the request; sending again"
+                    );
+                    resent = true;
+                    cluster.counters.unprocessed_resend();
+                    attempt -= 1;
                 }
-                record.upstream_service_time = started.map(|t| t.elapsed());
-                return Ok(answer.into_response(
-                    target,
-                    route,
-                    downstream,
-                    set_cookie,
-                    downstream_upgrade,
-                    &meters,
-                ));
-            }
-            // Not processed upstream: once more, on another connection, not as a retry.
-            Err(failure) if failure.unprocessed() && !resent && replay.is_some() => {
-                debug!(
-                    ?failure,
-                    attempt, "upstream did not process the request; sending again"
-                );
-                resent = true;
-                cluster.counters.unprocessed_resend();
-                attempt -= 1;
-            }
-            Err(failure) if !last && failure.retried_by(retries) => {
-                debug!(?failure, attempt, "retrying after failure");
-            }
-            Err(failure) => {
-                let reply = failure.reply(cluster, decision);
-                return Err(if attempt > 1 {
-                    reply.also(ResponseFlag::UpstreamRetryLimitExceeded)
-                } else {
-                    reply
-                });
+                Err(failure) if !last && failure.retried_by(retries) => {
+                    debug!(?failure, attempt, "retrying after failure");
+                }
+                Err(failure) => {
+                    let reply = failure.reply(cluster, decision);
+                    return Err(if attempt > 1 {
+                        reply.also(ResponseFlag::UpstreamRetryLimitExceeded)
+                    } else {
+                        reply
+                    });
+                }
             }
         }
     }
@@ -517,7 +525,11 @@ impl UpstreamEnd {
     }
 }
 
-async fn try_once(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+fn try_once(
     cluster: &Cluster,
     endpoint: Option<&Endpoint>,
     wire: Wire,
@@ -525,45 +537,48 @@ async fn try_once(
     raw: bool,
     mut request: Request<Body>,
     meters: &Meters,
-) -> Result<Answer, Failure> {
-    let endpoint = endpoint.ok_or(Failure::NoEndpoint)?;
-    // A pooled connection can close just as it is taken; the request then never left and
-    // goes out once more on a new connection (not a retry: nothing reached the upstream).
-    for _ in 0..2 {
-        let mut lease = if upgrade {
-            endpoint.pool.dedicated(&cluster.pool, meters).await
-        } else {
-            endpoint.pool.checkout(wire, &cluster.pool, meters).await
-        }
-        .map_err(Failure::Pool)?;
-        let in_flight = endpoint.load.start(cluster.measures_latency());
-        match lease.send(request, raw).await {
-            Ok(response) => {
-                in_flight.responded();
-                return Ok(Answer {
-                    response,
-                    lease,
-                    in_flight,
-                });
+) -> impl Future<Output = Result<Answer, Failure>> {
+    // Not an `async fn`: see `server::handle`.
+    async move {
+        let endpoint = endpoint.ok_or(Failure::NoEndpoint)?;
+        // A pooled connection can close just as it is taken; the request then never left and
+        // goes out once more on a new connection (not a retry: nothing reached the upstream).
+        for _ in 0..2 {
+            let mut lease = if upgrade {
+                endpoint.pool.dedicated(&cluster.pool, meters).await
+            } else {
+                endpoint.pool.checkout(wire, &cluster.pool, meters).await
             }
-            Err(SendError::NotSent(not_sent)) if lease.reused => {
-                debug!(endpoint = %endpoint.address, error = %not_sent.1, "pooled connection closed; sending again");
-                if beyond_go_away(&not_sent.1) {
-                    lease.retire();
-                } else {
-                    lease.release(false);
+            .map_err(Failure::Pool)?;
+            let in_flight = endpoint.load.start(cluster.measures_latency());
+            match lease.send(request, raw).await {
+                Ok(response) => {
+                    in_flight.responded();
+                    return Ok(Answer {
+                        response,
+                        lease,
+                        in_flight,
+                    });
                 }
-                request = not_sent.0;
-            }
-            Err(SendError::NotSent(not_sent)) => return Err(failed(lease, not_sent.1)),
-            Err(SendError::Failed(e)) => return Err(failed(lease, e)),
-            Err(SendError::Direct(e)) => return Err(Failure::Direct(e)),
-            Err(SendError::Closed) => {
-                return Err(Failure::NoEndpoint);
+                Err(SendError::NotSent(not_sent)) if lease.reused => {
+                    debug!(endpoint = %endpoint.address, error = %not_sent.1, "pooled connection closed; sending again");
+                    if beyond_go_away(&not_sent.1) {
+                        lease.retire();
+                    } else {
+                        lease.release(false);
+                    }
+                    request = not_sent.0;
+                }
+                Err(SendError::NotSent(not_sent)) => return Err(failed(lease, not_sent.1)),
+                Err(SendError::Failed(e)) => return Err(failed(lease, e)),
+                Err(SendError::Direct(e)) => return Err(Failure::Direct(e)),
+                Err(SendError::Closed) => {
+                    return Err(Failure::NoEndpoint);
+                }
             }
         }
+        Err(Failure::Pool(PoolError::Refused(endpoint.address)))
     }
-    Err(Failure::Pool(PoolError::Refused(endpoint.address)))
 }
 
 /// A failed send: the connection leaves the pool when the upstream is going away.
