@@ -7,6 +7,7 @@ pub mod http;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener as StdListener, TcpStream};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,12 +18,22 @@ use tokio::net::TcpListener;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A port that nothing listens on right now (bound to 127.0.0.1:0, then released).
+/// A port that nothing listens on right now, below the ephemeral range (32768 and up):
+/// a port the kernel hands out (bind to :0) can be taken, before the test binds it, as
+/// the local port of a client connection of a test running alongside. Ports are taken in
+/// turn from a per-process start, each checked free by a bind.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = u16::try_from(std::process::id() % u32::from(SPAN)).expect("below SPAN");
+    let _ = NEXT.compare_exchange(0, start + 1, Ordering::Relaxed, Ordering::Relaxed);
+    loop {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn closed_endpoint() -> SocketAddr {
