@@ -34,6 +34,7 @@
 //!  response         http/upstream.rs response header edits; upgrades spliced (tunnel.rs)
 //!    │              http/respond.rs  every local reply: flag, proxy-status, decision header
 //!    │              http/h1_server.rs  HTTP/1.1 response framed (length or chunked), written
+//!    │              http/raw_headers.rs  (unedited upstream fields written as they arrived)
 //!  log              http/access_log.rs  when the response body ends: flags counted,
 //!                                       record queued for the writer thread
 //! ```
