@@ -34,7 +34,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::body::{Body, BoxError};
-use super::h1_codec::{Framing, FramingFields, Remaining, decode, encode_field};
+use super::h1_codec::{Framing, FramingFields, INLINE_FIELDS, Remaining, decode, encode_field};
 use super::headers::is_hop_by_hop;
 use super::pool::Closed;
 use super::raw_headers::RawHeaders;
@@ -45,8 +45,6 @@ use crate::stats::UpstreamMeter;
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most response headers parsed.
 const MAX_HEADERS: usize = 128;
-/// Fields whose offsets are kept inline while a head is parsed (more spill to the heap).
-const INLINE_FIELDS: usize = 24;
 /// How much is read from the upstream at a time.
 const READ_CHUNK: usize = 8 * 1024;
 

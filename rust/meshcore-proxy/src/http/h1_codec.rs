@@ -30,6 +30,10 @@ pub(crate) fn encode_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderV
     out.extend_from_slice(b"\r\n");
 }
 
+/// Header fields whose offsets the parsers keep inline while a head is parsed (more spill
+/// to the heap).
+pub(crate) const INLINE_FIELDS: usize = 24;
+
 /// Where a chunked body's decoding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Chunk {

@@ -45,7 +45,9 @@ use tracing::debug;
 
 use super::activity::{Activity, Dormant, stopped};
 use super::body::{self, Body, BoxError};
-use super::h1_codec::{Chunk, FramingFields, Remaining, decode, encode_field, named};
+use super::h1_codec::{
+    Chunk, FramingFields, INLINE_FIELDS, Remaining, decode, encode_field, named,
+};
 use super::headers::X_REQUEST_ID;
 use super::raw_headers::{RawHeaders, Writer, encode_raw_field};
 use super::request_id;
@@ -57,8 +59,6 @@ use super::{HttpSettings, malformed};
 /// The most request header fields parsed here; a request with more goes to hyper, whose
 /// limit is the configured one doubled (so the limits phase can explain a 431).
 const MAX_HEADERS: usize = 128;
-/// Fields whose offsets are kept inline while a head is parsed (more spill to the heap).
-const INLINE_FIELDS: usize = 24;
 /// How much is read at a time while a head is incomplete.
 const HEAD_CHUNK: usize = 4 * 1024;
 /// How much is read at a time for a request body.
