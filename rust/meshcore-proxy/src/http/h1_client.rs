@@ -37,7 +37,7 @@ use super::body::{Body, BoxError};
 use super::h1_codec::{Framing, FramingFields, INLINE_FIELDS, Remaining, decode, encode_field};
 use super::headers::is_hop_by_hop;
 use super::pool::Closed;
-use super::raw_headers::RawHeaders;
+use super::raw_headers::{RawHeaders, fields_map};
 use super::socket_io::read_some;
 use crate::stats::UpstreamMeter;
 
@@ -328,11 +328,14 @@ fn parse_head(
             fields.push([name, name_end, value, value_end]);
         }
         let head = buffer.split_to(length).freeze();
-        let fields = RawHeaders::new(head, fields.to_vec());
+        // The map is built from the offsets directly: no copy of them for that path.
         let (map, raw) = if raw {
-            (HeaderMap::new(), Some(fields))
+            (
+                HeaderMap::new(),
+                Some(RawHeaders::new(head, fields.to_vec())),
+            )
         } else {
-            (fields.into_map().map_err(H1Error::Protocol)?, None)
+            (fields_map(&head, &fields).map_err(H1Error::Protocol)?, None)
         };
         let (framing, framed) = framing(noted.clone(), status, head_request)?;
         let keep_alive = framed && version == Version::HTTP_11 && !noted.close;

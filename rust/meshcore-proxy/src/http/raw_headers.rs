@@ -50,26 +50,31 @@ impl RawHeaders {
             )
         })
     }
+}
 
-    /// The fields as a map, for a consumer that needs one; the values share the head's
-    /// bytes.
-    pub(crate) fn into_map(self) -> Result<HeaderMap, String> {
-        let mut map = HeaderMap::with_capacity(self.fields.len());
-        for field in &self.fields {
-            let [name_start, name_end, value_start, value_end] = field.map(|o| o as usize);
-            let name = &self.head[name_start..name_end];
-            let name = HeaderName::from_bytes(name)
-                .map_err(|_| format!("header name {:?}", String::from_utf8_lossy(name)))?;
-            let value = HeaderValue::from_maybe_shared(self.head.slice(value_start..value_end))
-                .map_err(|_| format!("value of header {name}"))?;
-            map.append(name, value);
-        }
-        Ok(map)
+/// The fields at `spans` (name start and end, value start and end) of `head` as a map;
+/// the values share the head's bytes.
+pub(crate) fn fields_map(head: &Bytes, spans: &[[u32; 4]]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::with_capacity(spans.len());
+    for span in spans {
+        let [name_start, name_end, value_start, value_end] = span.map(|o| o as usize);
+        let name = &head[name_start..name_end];
+        let name = HeaderName::from_bytes(name)
+            .map_err(|_| format!("header name {:?}", String::from_utf8_lossy(name)))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
+            .map_err(|_| format!("value of header {name}"))?;
+        map.append(name, value);
     }
+    Ok(map)
 }
 
 #[cfg(test)]
 impl RawHeaders {
+    /// The fields as a map (the values share the head's bytes).
+    pub(crate) fn into_map(self) -> Result<HeaderMap, String> {
+        fields_map(&self.head, &self.fields)
+    }
+
     /// Fields as lines of a head, for tests.
     pub(crate) fn of(fields: &[(&str, &str)]) -> Self {
         let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
