@@ -288,17 +288,29 @@ pub(crate) fn named(name: impl AsRef<[u8]>, expected: &str) -> bool {
 /// Lower-cases ASCII letters in place (header names as Envoy writes them), eight bytes at
 /// a time.
 pub(crate) fn lowercase(bytes: &mut [u8]) {
-    for chunk in bytes.chunks_mut(8) {
-        let lowered = lower8(word(chunk)).to_le_bytes();
-        chunk.copy_from_slice(&lowered[..chunk.len()]);
+    let mut chunks = bytes.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&lower8(word(chunk)).to_le_bytes());
     }
+    chunks.into_remainder().make_ascii_lowercase();
 }
 
-/// Up to eight bytes as one word (zero-padded).
+/// Up to eight bytes as one word (zero-padded), read with at most three loads: a
+/// length-dependent copy into a buffer would be a `memcpy` call and a stalled reload.
 fn word(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(word)
+    if let Some(eight) = bytes.first_chunk::<8>() {
+        return u64::from_le_bytes(*eight);
+    }
+    if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        // Two overlapping loads: where they overlap, both hold the same bytes.
+        let shift = 8 * (bytes.len() - 4);
+        return u64::from(u32::from_le_bytes(*head))
+            | u64::from(u32::from_le_bytes(*tail)) << shift;
+    }
+    bytes
+        .iter()
+        .rev()
+        .fold(0, |word, &byte| word << 8 | u64::from(byte))
 }
 
 /// Eight bytes with each ASCII upper-case letter lower-cased, all at once: a byte's high
@@ -344,6 +356,30 @@ mod tests {
         assert!(named("Date", "date") && !named("Datum", "date"));
         // A byte 0x20 away from a letter is not that letter.
         assert!(!named("D\x01te", "date") && !named("[ate", "{ate"));
+    }
+
+    #[test]
+    fn a_word_is_the_bytes_zero_padded_at_every_length() {
+        let bytes = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
+        for n in 0..=8 {
+            let mut padded = [0u8; 8];
+            padded[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(word(&bytes[..n]), u64::from_le_bytes(padded), "{n} bytes");
+        }
+        let name = "X-Forwarded-Client-Cert-Chain";
+        for n in 1..=name.len() {
+            let mut lowered = name.as_bytes()[..n].to_vec();
+            lowercase(&mut lowered);
+            assert_eq!(
+                lowered,
+                name[..n].to_ascii_lowercase().as_bytes(),
+                "{n} bytes"
+            );
+            assert!(
+                named(&name[..n], &name[..n].to_ascii_lowercase()),
+                "{n} bytes"
+            );
+        }
     }
 
     #[test]
