@@ -398,3 +398,55 @@ fn upstream_fields_pass_through_in_lower_case_without_connection_fields() {
         "{answer}"
     );
 }
+
+/// An upstream that sends each response's head at once and its `length`-byte body
+/// 200 ms later (two segments, as nginx's `writev` and `sendfile` often make them).
+fn late_body_upstream(rt: &tokio::runtime::Runtime, length: usize) -> SocketAddr {
+    let listener = rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("binds");
+    let address = listener.local_addr().expect("address");
+    rt.spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                while read_request(&mut stream, &mut buffer).await.is_some() {
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if stream.write_all(&vec![b'b'; length]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn a_small_response_goes_out_in_one_write_and_a_large_one_head_first() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    for (length, whole) in [(1024, true), (16 * 1024, true), (16 * 1024 + 1, false)] {
+        let proxy = proxy_to(&plane, late_body_upstream(&rt, length));
+        let mut client = connect(proxy);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n")
+            .expect("writes");
+        // The first read returns what the proxy's first write sent: all of a gathered
+        // response, only the head of a streamed one (its body is 200 ms behind).
+        let mut first = vec![0u8; 64 * 1024];
+        let n = client.read(&mut first).expect("reads");
+        let text = String::from_utf8_lossy(&first[..n]).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a whole head");
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        if whole {
+            assert_eq!(body.len(), length, "{length} bytes gathered with the head");
+        } else {
+            assert!(body.is_empty(), "{length} bytes: the head went out first");
+        }
+    }
+}

@@ -65,6 +65,12 @@ const HEAD_CHUNK: usize = 4 * 1024;
 const BODY_CHUNK: usize = 16 * 1024;
 /// Response bytes gathered before they are written, when the body has more ready.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// A response declaring at most this many body bytes goes out in one write once all of
+/// it is here, head included, as nginx's `postpone_output` gathers small responses: its
+/// client has no use for the head alone, and one write wakes it once instead of twice
+/// (an upstream often sends the head and a small body as two segments). A larger or
+/// unframed (chunked, streamed) body goes out as it comes.
+const GATHER_LIMIT: u64 = 16 * 1024;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The connection, shared by the server loop and the body of the request being read.
@@ -581,14 +587,17 @@ async fn respond(
         Framing::Length(n) => n,
         _ => u64::MAX,
     };
+    let gather = left <= GATHER_LIMIT;
     loop {
-        // Frames ready now are gathered; the buffer goes out when the body has to wait,
-        // grows large, or ends.
+        // Frames ready now are gathered; the buffer goes out when the body has to wait
+        // (unless the response is small), grows large, or ends.
         let frame = match poll_now(&mut body).await {
             Some(frame) => frame,
             None => {
-                write_all(&inbound.stream, out).await?;
-                out.clear();
+                if !gather {
+                    write_all(&inbound.stream, out).await?;
+                    out.clear();
+                }
                 body.frame().await
             }
         };
