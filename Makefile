@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: bench-flame-deps dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps clean
+.PHONY: bench-flame-deps pgo dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,14 +74,22 @@ bench-deps: $(STAMP)
 bench-smoke: bench-deps
 	$(BIN)/python -m bench.suite --mode smoke
 
-bench: bench-deps
+bench: pgo
 	$(BIN)/python -m bench.suite --mode quick
+
+# The release build: profile-guided (bench/pgo.py), with llvm-profdata of rustc's own LLVM
+# major version from Debian's llvm-<major>. `make dev` puts the plain build back.
+LLVM_MAJOR = $(shell rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+pgo: bench-deps
+	@command -v llvm-profdata-$(LLVM_MAJOR) >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends llvm-$(LLVM_MAJOR); }
+	$(BIN)/python -m bench.pgo
 
 # Flame graphs (the full pass's profile scenario): inferno, from crates.io, into bench/.work.
 bench-flame-deps:
 	test -x $(BENCH_WORK)/bin/inferno-flamegraph || cargo install inferno --locked --quiet --root $(BENCH_WORK)
 
-bench-full: bench-deps bench-flame-deps
+bench-full: pgo bench-flame-deps
 	$(BIN)/python -m bench.suite --mode full
 
 clean:

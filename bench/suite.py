@@ -612,6 +612,11 @@ class Suite:
             f"  machine: {self.machine}",
             flush=True,
         )
+        if self.mode_name != "smoke" and self.machine["extension_build"] != "pgo":
+            self.lab.notes.append(
+                "measured the plain build of the extension, not the release (PGO) build that "
+                "`make bench` installs (`make pgo`, bench/pgo.py)"
+            )
         try:
             self.start_systems()
             for scenario in self.scenarios:

@@ -308,7 +308,8 @@ def publish(results: dict[str, dict[str, Any]], date: str) -> None:  # noqa: PLR
     parts = [
         f"### Latest run: {date}, `{any_payload['mode']}` pass\n",
         f"`{any_payload['command']}` on {m['nproc']} × {m['cpu_model']}, kernel "
-        f"{m['kernel']}, commit {m['git_commit']} (extension built {m['extension_built']}), "
+        f"{m['kernel']}, commit {m['git_commit']} (extension built {m['extension_built']}, "
+        f"{m.get('extension_build', 'plain')} build), "
         f"load average at start {' '.join(m['loadavg'])}. Proxy pinned to CPU "
         f"{any_payload['pinning']['proxy_cpus']}, client and upstream to CPU "
         f"{any_payload['pinning']['client_and_upstream_cpus']}; every proxy with one worker. "
