@@ -22,6 +22,7 @@ the charts and the tables in bench/README.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
@@ -268,9 +269,24 @@ def pooled(runs: dict[str, list[dict[str, Any]]], base: str = "direct") -> dict[
 
 
 class Suite:
-    def __init__(self, mode_name: str, only: list[str] | None, systems: list[str]) -> None:
+    def __init__(
+        self,
+        mode_name: str,
+        only: list[str] | None,
+        systems: list[str],
+        *,
+        rates: list[int] | None = None,
+        repeats: int | None = None,
+        tag: str = "",
+    ) -> None:
         self.mode_name = mode_name
         self.mode = MODES[mode_name]
+        # A focused run (more repeats of one rate, say) keeps the mode's other settings.
+        if rates:
+            self.mode = dataclasses.replace(self.mode, rates=rates)
+        if repeats:
+            self.mode = dataclasses.replace(self.mode, repeats=repeats)
+        self.tag = tag
         self.only = only
         self.scenarios = [s for s in SCENARIOS if s in only] if only else self.mode.scenarios
         self.names = systems
@@ -308,7 +324,8 @@ class Suite:
 
     def save(self, scenario: str, payload: dict[str, Any]) -> None:
         self.results[scenario] = payload
-        path = report.write_result(self.date, scenario, payload, self.out)
+        name = f"{self.tag}-{scenario}" if self.tag else scenario
+        path = report.write_result(self.date, name, payload, self.out)
         print(f"  -> {path.relative_to(ROOT)}", flush=True)
 
     def check(self, scenario: str, runs: dict[str, list[dict[str, Any]]]) -> None:
@@ -637,7 +654,7 @@ class Suite:
             self.lab.notes.append(note)
             for payload in self.results.values():
                 payload["notes"].append(note)
-        if self.mode_name != "smoke" and self.results and self.only is None:
+        if self.mode_name != "smoke" and self.results and self.only is None and not self.tag:
             tables.publish(self.results, self.date)
         elif self.results:
             print("bench/README.md not updated (smoke or --only run)")
@@ -655,9 +672,18 @@ def main() -> None:
     parser.add_argument(
         "--systems", default=",".join(ALL_SYSTEMS), help="comma-separated topologies"
     )
+    parser.add_argument("--rates", help="comma-separated constant rates (latency), for the mode's")
+    parser.add_argument("--repeats", type=int, help="repeats of every run, for the mode's")
+    parser.add_argument(
+        "--tag", default="", help="result files named <date>-<tag>-<scenario>.json (not published)"
+    )
     args = parser.parse_args()
     only = args.only.split(",") if args.only else None
-    sys.exit(Suite(args.mode, only, args.systems.split(",")).run())
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+    suite = Suite(
+        args.mode, only, args.systems.split(","), rates=rates, repeats=args.repeats, tag=args.tag
+    )
+    sys.exit(suite.run())
 
 
 if __name__ == "__main__":
