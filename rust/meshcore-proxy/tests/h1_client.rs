@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use support::http::{apply_http, forward_to, http_cluster, route_config};
+use support::http::{apply_http, forward_to, http_cluster, raw_upstream, route_config};
 use support::{connect, start_one_worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// One scripted reply: the bytes written back, and whether the upstream then closes.
 type Reply = (&'static [u8], bool);
@@ -32,20 +32,18 @@ struct Seen {
 
 /// An upstream answering request n (counted over all connections) with `replies[n]`.
 fn scripted_upstream(rt: &tokio::runtime::Runtime, replies: Vec<Reply>) -> (SocketAddr, Seen) {
-    let listener = rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("binds");
-    let address = listener.local_addr().expect("address");
     let seen = Seen::default();
     let replies = Arc::new(replies);
     let next = Arc::new(AtomicUsize::new(0));
     let state = seen.clone();
-    rt.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            state.connections.fetch_add(1, Ordering::SeqCst);
-            let (state, replies, next) = (state.clone(), Arc::clone(&replies), Arc::clone(&next));
-            tokio::spawn(serve(stream, state, replies, next));
-        }
+    let address = raw_upstream(rt, move |stream| {
+        state.connections.fetch_add(1, Ordering::SeqCst);
+        serve(
+            stream,
+            state.clone(),
+            Arc::clone(&replies),
+            Arc::clone(&next),
+        )
     });
     (address, seen)
 }
@@ -402,28 +400,19 @@ fn upstream_fields_pass_through_in_lower_case_without_connection_fields() {
 /// An upstream that sends each response's head at once and its `length`-byte body
 /// 200 ms later (two segments, as nginx's `writev` and `sendfile` often make them).
 fn late_body_upstream(rt: &tokio::runtime::Runtime, length: usize) -> SocketAddr {
-    let listener = rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("binds");
-    let address = listener.local_addr().expect("address");
-    rt.spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                while read_request(&mut stream, &mut buffer).await.is_some() {
-                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
-                    if stream.write_all(head.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if stream.write_all(&vec![b'b'; length]).await.is_err() {
-                        return;
-                    }
-                }
-            });
+    raw_upstream(rt, move |mut stream| async move {
+        let mut buffer = Vec::new();
+        while read_request(&mut stream, &mut buffer).await.is_some() {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if stream.write_all(&vec![b'b'; length]).await.is_err() {
+                return;
+            }
         }
-    });
-    address
+    })
 }
 
 #[test]

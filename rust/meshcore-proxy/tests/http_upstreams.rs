@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use support::http::{Conn, HttpUpstream, forward_to, get, route_config, runtime};
+use support::http::{
+    Conn, HttpUpstream, forward_to, get, raw_upstream, read_head, route_config, runtime,
+};
 use support::{eventually, free_port, start, start_one_worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -366,31 +368,17 @@ fn refusing_h2_upstream(rt: &Runtime) -> (SocketAddr, Arc<AtomicUsize>) {
 /// An HTTP/1 upstream that closes its first connection after reading the request (a
 /// reset before any response) and answers on the others.
 fn resetting_h1_upstream(rt: &Runtime) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("binds");
-    let address = listener.local_addr().expect("address");
     let connections = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&connections);
-    rt.spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                if !first {
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nserved")
-                        .await;
-                    let _ = stream.read(&mut buffer).await;
-                }
-            });
+    let address = raw_upstream(rt, move |mut stream| {
+        let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            if read_head(&mut stream).await.is_some() && !first {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nserved")
+                    .await;
+                let _ = stream.read(&mut [0u8; 1024]).await;
+            }
         }
     });
     (address, connections)

@@ -9,41 +9,30 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 
 use serde_json::json;
-use support::http::{HttpUpstream, apply_http, forward_to, http_cluster, read_raw_response};
+use support::http::{
+    HttpUpstream, apply_http, forward_to, http_cluster, raw_upstream, read_head, read_raw_response,
+};
 use support::{connect, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// An upstream that hands the raw request head it read to `heads` and answers with a
 /// mixed-case header.
-fn raw_upstream(rt: &tokio::runtime::Runtime, heads: mpsc::Sender<String>) -> SocketAddr {
-    let listener = rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("binds");
-    let address = listener.local_addr().expect("address");
-    rt.spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let heads = heads.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\nX-Upstream-Case: Kept\r\nContent-Length: 2\r\n\r\nok",
-                    )
-                    .await;
-                let _ = stream.read(&mut buffer).await;
-            });
+fn mixed_case_upstream(rt: &tokio::runtime::Runtime, heads: mpsc::Sender<String>) -> SocketAddr {
+    raw_upstream(rt, move |mut stream| {
+        let heads = heads.clone();
+        async move {
+            let Some(head) = read_head(&mut stream).await else {
+                return;
+            };
+            let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nX-Upstream-Case: Kept\r\nContent-Length: 2\r\n\r\nok",
+                )
+                .await;
+            let _ = stream.read(&mut [0u8; 1024]).await;
         }
-    });
-    address
+    })
 }
 
 #[test]
@@ -52,7 +41,7 @@ fn preserve_header_case_keeps_the_case_both_ways() {
     for preserve in [true, false] {
         let plane = start();
         let (heads, upstream_heads) = mpsc::channel();
-        let upstream = raw_upstream(&rt, heads);
+        let upstream = mixed_case_upstream(&rt, heads);
         let proxy = apply_http(
             &plane,
             vec![support::http::route_config(&["*"], vec![forward_to("raw")])],

@@ -28,6 +28,39 @@ pub fn runtime() -> Runtime {
         .expect("test runtime")
 }
 
+/// A TCP upstream on `rt` that serves each accepted connection with `serve`, on a task of
+/// its own: for tests that script the upstream's exact bytes and timing.
+pub fn raw_upstream<F, Fut>(rt: &Runtime, serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("binds");
+    let address = listener.local_addr().expect("address");
+    rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    address
+}
+
+/// Reads until a whole request head has arrived (and what came with it); `None` if the
+/// connection ends first.
+pub async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let (mut head, mut buffer) = (Vec::new(), [0u8; 1024]);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    Some(head)
+}
+
 /// An HTTP upstream (HTTP/1.1, or HTTP/2 with prior knowledge when `h2`).
 ///
 /// It answers `200 <tag> <METHOD> <path?query>` with `x-upstream: <tag>` and every request
