@@ -111,8 +111,8 @@ def train(seconds: float = 4) -> None:
     downstream, a 100 MB body, L4, and a sidecar pair)."""
     procs = Processes()
     raise_nofile()
-    lab = Lab(PGO / "lab", procs)
     (PGO / "lab").mkdir(parents=True, exist_ok=True)
+    lab = Lab(PGO / "lab", procs)
     try:
         lab.start_upstream()
         systems = [lab.start(name) for name in ("meshcore-http", "meshcore-tcp", "meshcore-pair")]
