@@ -26,6 +26,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -645,6 +646,7 @@ class Suite:
                     print(f"  ! {scenario} failed: {e}", flush=True)
         finally:
             self.procs.close()
+            prune_runs(keep=3)
         ext_now = report.machine()["extension_built"]
         if ext_now != self.machine["extension_built"]:
             note = (
@@ -663,6 +665,14 @@ class Suite:
             print("FAILURES:\n  " + "\n  ".join(self.failures))
             return 1
         return 0
+
+
+def prune_runs(keep: int) -> None:
+    """Removes all but the `keep` newest run directories: each holds the upstream's 100 MB
+    file and the proxies' logs, and nothing reads an old one."""
+    runs = sorted(WORK.glob("run-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def main() -> None:
