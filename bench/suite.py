@@ -659,7 +659,7 @@ class Suite:
         if self.mode_name != "smoke" and self.results and self.only is None and not self.tag:
             tables.publish(self.results, self.date)
         elif self.results:
-            print("bench/README.md not updated (smoke or --only run)")
+            print("bench/README.md not updated (smoke, --only or --tag run)")
         print(f"done in {time.monotonic() - t0:.0f}s; notes: {self.lab.notes}")
         if self.failures:
             print("FAILURES:\n  " + "\n  ".join(self.failures))
