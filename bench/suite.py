@@ -57,6 +57,7 @@ ALL_SYSTEMS = [
     "meshcore-tcp",
     "meshcore-http",
     "meshcore-pair",
+    "relay-pair",
     "nginx",
     "haproxy",
 ]

@@ -12,6 +12,7 @@ Topologies, all in front of the same upstream (nginx, one worker, a fixed 1 KB b
 - ``meshcore-tcp``: one ``meshcore sidecar --snapshot`` with an L4 (``protocol: tcp``) listener;
 - ``meshcore-http``: the same with an HTTP listener (``protocol: http``), when apply takes it;
 - ``meshcore-pair``: a client sidecar in front of a server sidecar (the mesh's real path);
+- ``relay-pair``: two relays in a row, the floor of two user-space hops (the pair's reference);
 - ``nginx``: nginx ``proxy_pass`` with upstream keep-alive, one worker;
 - ``haproxy``: haproxy in HTTP mode, one thread.
 """
@@ -280,6 +281,7 @@ class Lab:
         starters: dict[str, Callable[[], System]] = {
             "direct": lambda: System("direct", self.up_port, self.up_h2_port),
             "relay": self._relay,
+            "relay-pair": self._relay_pair,
             "meshcore-tcp": lambda: self._meshcore("meshcore-tcp", "tcp"),
             "meshcore-http": lambda: self._meshcore("meshcore-http", "http"),
             "meshcore-pair": self._pair,
@@ -305,6 +307,26 @@ class Lab:
         proc = self.procs.start(argv, self.proxy_cpus, d / "log")
         wait_port(port, proc)
         return System("relay", port, h2, [proc.pid], [proc])
+
+    def _relay_pair(self) -> System:
+        """Two relays in a row on the proxy's core: the floor of two user-space hops, the
+        reference for `meshcore-pair` (whose sidecars share that core the same way)."""
+        d = self.work / "relay-pair"
+        d.mkdir(exist_ok=True)
+        client_port, server_port = free_port(), free_port()
+        server = self.procs.start(
+            [str(RELAY), "1", f"127.0.0.1:{server_port}=127.0.0.1:{self.up_port}"],
+            self.proxy_cpus,
+            d / "server.log",
+        )
+        wait_port(server_port, server)
+        client = self.procs.start(
+            [str(RELAY), "1", f"127.0.0.1:{client_port}=127.0.0.1:{server_port}"],
+            self.proxy_cpus,
+            d / "client.log",
+        )
+        wait_port(client_port, client)
+        return System("relay-pair", client_port, None, [client.pid, server.pid], [client, server])
 
     def snapshot(self, listeners: list[tuple[str, int, int]]) -> bytes:
         """One listener per (protocol, port, upstream port), each to its own one-endpoint
