@@ -134,12 +134,13 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(block: str) -> None:
+def update_readme(block: str, start: str = START, end: str = END) -> None:
+    """Replaces what is between `start` and `end` in bench/README.md (appends if absent)."""
     text = README.read_text()
-    new = f"{START}\n{block.rstrip()}\n{END}"
-    if START in text and END in text:
-        before = text.split(START, 1)[0]
-        after = text.split(END, 1)[1]
+    new = f"{start}\n{block.rstrip()}\n{end}"
+    if start in text and end in text:
+        before = text.split(start, 1)[0]
+        after = text.split(end, 1)[1]
         text = before + new + after
     else:
         text = text.rstrip() + "\n\n" + new + "\n"

@@ -216,9 +216,14 @@ def _targets(results: dict[str, dict[str, Any]]) -> str | None:
             pair = lat["added_us"]["p99_us"].get("meshcore-pair", {}).get("median")
             floor = lat["added_us"]["p99_us"].get("relay-pair", {}).get("median")
             direct = med(lat["summary"], "direct", "p99_us")
-        seen = f"{fmt(pair)} µs (direct's own p99: {fmt(direct)} µs"
+        seen = f"{fmt(pair)} µs"
+        if pair is not None and pair > 200:
+            seen += f", ×{pair / 200:.1f} the goal"
+        seen += f" (direct's own p99: {fmt(direct)} µs"
         if floor is not None:
             seen += f"; two relays, the floor of a pair: {fmt(floor)} µs"
+            if pair is not None and floor > 0:
+                seen += f", the pair ×{pair / floor:.2f} of it"
         rows.append(
             [
                 "added latency, sidecar pair, 1,000 rps, p99 (plaintext)",

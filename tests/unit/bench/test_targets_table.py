@@ -28,7 +28,10 @@ def test_the_pair_row_names_the_floor_of_two_relays() -> None:
     latency = _latency({"meshcore-pair": (92, 935), "relay-pair": (66, 830)})
     text = tables._targets({"latency": latency})
     assert text is not None
-    assert "935 µs (direct's own p99: 900 µs; two relays, the floor of a pair: 830 µs)" in text
+    assert (
+        "935 µs, \u00d74.7 the goal (direct's own p99: 900 µs; two relays, the floor of a pair: "
+        "830 µs, the pair \u00d71.13 of it)" in text
+    )
     assert "Two bare relays in the same places add 66 µs at p50 and 830 µs at p99" in text
 
 
