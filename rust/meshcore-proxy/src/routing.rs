@@ -145,6 +145,7 @@ impl RoutingTable {
             preserve_header_case: settings.preserve_header_case,
             max_header_bytes: settings.max_request_headers_kb as usize * 1024,
             max_headers: settings.max_request_headers as usize,
+            http2_max_concurrent_streams: settings.http2_max_concurrent_streams,
             access_log,
         });
         let mut routes = HashMap::with_capacity(snapshot.listeners.len());

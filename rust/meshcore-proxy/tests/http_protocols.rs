@@ -83,6 +83,44 @@ fn http2_downstream_and_upstream_with_trailers() {
 }
 
 #[test]
+fn downstream_http2_advertises_the_configured_stream_limit() {
+    let rt = runtime();
+    let plane = start_one_worker();
+    let routes = vec![route_config(
+        &["*"],
+        vec![json!({"direct_response": {"status": 204}})],
+    )];
+    let limited = apply_http(
+        &plane,
+        routes.clone(),
+        vec![],
+        json!({"http2_max_concurrent_streams": 3}),
+    );
+    assert_eq!(advertised_streams(&rt, limited), 3);
+    let default = apply_http(&plane, routes, vec![], json!({}));
+    assert_eq!(advertised_streams(&rt, default), 200);
+}
+
+/// The SETTINGS_MAX_CONCURRENT_STREAMS the proxy's HTTP/2 server sends, read after one
+/// request (by then the server's SETTINGS have arrived).
+fn advertised_streams(rt: &tokio::runtime::Runtime, proxy: SocketAddr) -> usize {
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(proxy)
+            .await
+            .expect("connect");
+        let (mut client, mut connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let request = Request::get("http://svc/").body(()).expect("request");
+        let (response, _) = client.send_request(request, true).expect("send");
+        let response = tokio::select! {
+            response = response => response.expect("response"),
+            ended = &mut connection => panic!("connection ended first: {ended:?}"),
+        };
+        assert_eq!(response.status(), 204);
+        connection.max_concurrent_send_streams()
+    })
+}
+
+#[test]
 fn auto_listener_detects_http_and_falls_back_to_tcp() {
     let rt = runtime();
     let plane = start();

@@ -127,6 +127,9 @@ impl<'a> Walk<'a> {
         if settings.max_request_headers == 0 {
             self.at_least_one("settings.max_request_headers");
         }
+        if settings.http2_max_concurrent_streams == 0 {
+            self.at_least_one("settings.http2_max_concurrent_streams");
+        }
         if let Some(log) = &settings.access_log
             && log.path.is_empty()
         {

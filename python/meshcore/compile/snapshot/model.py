@@ -24,6 +24,8 @@ DEFAULT_POOL_IDLE_TIMEOUT_MS = 3_600_000
 DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_MAX_REQUEST_HEADERS_KB = 60
 DEFAULT_MAX_REQUEST_HEADERS = 100
+# hyper's default SETTINGS_MAX_CONCURRENT_STREAMS for a server connection.
+DEFAULT_DOWNSTREAM_HTTP2_MAX_CONCURRENT_STREAMS = 200
 
 U16 = Annotated[int, Field(ge=0, le=0xFFFF)]
 U32 = Annotated[int, Field(ge=0, le=0xFFFF_FFFF)]
@@ -54,6 +56,8 @@ class ProxySettings(_Contract):
     preserve_header_case: bool = False
     max_request_headers_kb: U32 = DEFAULT_MAX_REQUEST_HEADERS_KB
     max_request_headers: U32 = DEFAULT_MAX_REQUEST_HEADERS
+    http2_max_concurrent_streams: U32 = DEFAULT_DOWNSTREAM_HTTP2_MAX_CONCURRENT_STREAMS
+    """Streams one downstream HTTP/2 connection may have open at once."""
     access_log: AccessLog | None = None
 
 

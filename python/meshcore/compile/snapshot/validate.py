@@ -130,6 +130,8 @@ class _Walk:
             self.at_least_one("settings.max_request_headers_kb")
         if settings.max_request_headers == 0:
             self.at_least_one("settings.max_request_headers")
+        if settings.http2_max_concurrent_streams == 0:
+            self.at_least_one("settings.http2_max_concurrent_streams")
         if settings.access_log is not None and not settings.access_log.path:
             self.error("settings.access_log.path", "invalid_value", "must not be empty")
 

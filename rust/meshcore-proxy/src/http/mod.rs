@@ -114,6 +114,7 @@ pub(crate) struct HttpSettings {
     pub(crate) preserve_header_case: bool,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_headers: usize,
+    pub(crate) http2_max_concurrent_streams: u32,
     pub(crate) access_log: Option<Arc<AccessLogger>>,
 }
 
@@ -123,6 +124,7 @@ impl Default for HttpSettings {
             preserve_header_case: false,
             max_header_bytes: 60 * 1024,
             max_headers: 100,
+            http2_max_concurrent_streams: 200,
             access_log: None,
         }
     }

@@ -110,6 +110,7 @@ pub(crate) async fn serve_http2(io: Prefixed, downstream: Arc<Downstream>) {
     let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(settings.parser_buffer()).unwrap_or(u32::MAX))
+        .max_concurrent_streams(settings.http2_max_concurrent_streams)
         .serve_connection(TokioIo::new(io), service(&downstream, &activity));
     // Boxed: HTTP/2's connection state is several KiB that an idle connection's task
     // would otherwise keep inline.
