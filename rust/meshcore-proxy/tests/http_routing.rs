@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use support::http::{
-    HttpUpstream, apply_http, forward_to, get, http_cluster, route_config, runtime,
+    AccessLog, Explained, HttpUpstream, apply_http, assert_answered_by, assert_explained,
+    assert_flag_counted, forward_to, get, http_cluster, route_config, runtime,
 };
-use support::{closed_endpoint, start, start_one_worker};
+use support::{Blackhole, closed_endpoint, start, start_one_worker};
 
 fn with_match(matches: Value, action: Value, rule: &str) -> Value {
     let mut route = action;
@@ -73,24 +74,27 @@ fn unknown_host_and_unmatched_route_are_404_nr_and_explained() {
         vec![],
         json!({}),
     );
-    let no_host = get(&rt, proxy, "ratings", "/", &[]);
-    assert_eq!(no_host.status, 404);
-    assert_eq!(
-        no_host.header("proxy-status"),
-        "meshcore; error=destination_not_found; details=\"no virtual host for ratings\""
+    assert_explained(
+        &get(&rt, proxy, "ratings", "/", &[]),
+        &Explained {
+            status: 404,
+            flags: "NR",
+            error: "destination_not_found",
+            by: "RouteConfig/rc",
+            details: "no virtual host for ratings",
+        },
     );
-    assert_eq!(
-        no_host.header("x-meshcore-decision"),
-        "RouteConfig/rc; NR no virtual host for ratings"
+    assert_explained(
+        &get(&rt, proxy, "reviews", "/other", &[]),
+        &Explained {
+            status: 404,
+            flags: "NR",
+            error: "destination_not_found",
+            by: "RouteConfig/rc",
+            details: "no route of virtual host vh matched GET /other",
+        },
     );
-    let no_route = get(&rt, proxy, "reviews", "/other", &[]);
-    assert_eq!(no_route.status, 404);
-    assert!(
-        no_route
-            .header("x-meshcore-decision")
-            .contains("NR no route of virtual host vh matched GET /other")
-    );
-    assert_eq!(plane.stats().totals.response_flags["NR"], 2);
+    assert_flag_counted(&plane, "NR", 2);
 }
 
 #[test]
@@ -245,13 +249,11 @@ fn redirect_direct_response_rewrite_and_header_edits() {
     let redirect = get(&rt, proxy, "reviews:9080", "/old/x?q=1", &[]);
     assert_eq!(redirect.status, 302);
     assert_eq!(redirect.header("location"), "http://reviews:9080/new/?q=1");
-    assert_eq!(
-        redirect.header("x-meshcore-decision"),
-        "VirtualService/default/reviews http[0]"
-    );
+    assert_answered_by(&redirect, "VirtualService/default/reviews http[0]");
     let direct = get(&rt, proxy, "a", "/healthz", &[]);
     assert_eq!((direct.status, direct.body.as_str()), (418, "teapot\n"));
     assert_eq!(direct.header("x-route"), "healthz");
+    assert_answered_by(&direct, "VirtualService/default/reviews http[1]");
     let api = get(
         &rt,
         proxy,
@@ -306,10 +308,14 @@ fn weighted_clusters_split_by_weight() {
     assert!((256..=384).contains(&a_count), "{seen:?}");
 }
 
+/// Each failure on the way upstream is a local reply that explains itself: its Envoy flag
+/// in the reply, the access log and the counters, `proxy-status` with the RFC 9209 error
+/// type and the details, and the decision header naming the rule and the cluster.
 #[test]
 fn upstream_failures_carry_flags_proxy_status_and_decision() {
     let rt = runtime();
     let plane = start();
+    let log = AccessLog::new();
     let closed = closed_endpoint();
     let slow = HttpUpstream::start(&rt, "slow", false);
     let routes = vec![
@@ -333,6 +339,12 @@ fn upstream_failures_carry_flags_proxy_status_and_decision() {
             json!({"route": {"clusters": [{"name": "closed"}], "retries": {"attempts": 2, "retry_on": ["connect-failure"]}}}),
             "http[3]",
         ),
+        with_match(
+            json!([{"uri": {"prefix": "/per-try"}}]),
+            json!({"route": {"clusters": [{"name": "slow"}], "rewrite": {"uri_prefix": "/slow"},
+                          "retries": {"attempts": 1, "retry_on": ["5xx"], "per_try_timeout_ms": 100}}}),
+            "http[4]",
+        ),
     ];
     let proxy = apply_http(
         &plane,
@@ -342,46 +354,134 @@ fn upstream_failures_carry_flags_proxy_status_and_decision() {
             http_cluster("empty", "http1", &[]),
             http_cluster("slow", "http1", &[slow.address]),
         ],
-        json!({}),
+        log.settings(),
     );
-    let refused = get(&rt, proxy, "a", "/refused", &[]);
-    assert_eq!(refused.status, 503);
-    assert_eq!(
-        refused.header("proxy-status"),
-        format!("meshcore; error=connection_refused; details=\"connect refused {closed}\"")
-    );
-    assert_eq!(
-        refused.header("x-meshcore-decision"),
-        format!("VirtualService/default/reviews http[0] -> closed; UF connect refused {closed}")
-    );
-    let empty = get(&rt, proxy, "a", "/empty", &[]);
-    assert_eq!(empty.status, 503);
-    assert!(
-        empty
-            .header("x-meshcore-decision")
-            .ends_with("-> empty; UH cluster empty has no endpoint")
-    );
-    let timed_out = get(&rt, proxy, "a", "/slow", &[]);
-    assert_eq!(timed_out.status, 504);
-    assert!(
-        timed_out
-            .header("proxy-status")
-            .starts_with("meshcore; error=http_response_timeout")
-    );
-    let retried = get(&rt, proxy, "a", "/retry-refused", &[]);
-    assert_eq!(retried.status, 503);
-    assert!(
-        retried.header("x-meshcore-decision").contains("UF,URX"),
-        "{:?}",
-        retried.headers
-    );
+    let refused_details = format!("connect refused {closed}");
+    let cases = [
+        (
+            "/refused",
+            Explained {
+                status: 503,
+                flags: "UF",
+                error: "connection_refused",
+                by: "VirtualService/default/reviews http[0] -> closed",
+                details: &refused_details,
+            },
+            "upstream_connect_failure",
+        ),
+        (
+            "/empty",
+            Explained {
+                status: 503,
+                flags: "UH",
+                error: "destination_unavailable",
+                by: "VirtualService/default/reviews http[1] -> empty",
+                details: "cluster empty has no endpoint",
+            },
+            "no_healthy_upstream",
+        ),
+        (
+            "/slow",
+            Explained {
+                status: 504,
+                flags: "UT",
+                error: "http_response_timeout",
+                by: "VirtualService/default/reviews http[2] -> slow",
+                details: "route timeout after 200ms",
+            },
+            "upstream_response_timeout",
+        ),
+        (
+            "/retry-refused",
+            Explained {
+                status: 503,
+                flags: "UF,URX",
+                error: "connection_refused",
+                by: "VirtualService/default/reviews http[3] -> closed",
+                details: &refused_details,
+            },
+            "upstream_connect_failure",
+        ),
+        (
+            "/per-try",
+            Explained {
+                status: 504,
+                flags: "UT,URX",
+                error: "http_response_timeout",
+                by: "VirtualService/default/reviews http[4] -> slow",
+                details: "per-try timeout after 100ms",
+            },
+            "upstream_response_timeout",
+        ),
+    ];
+    for (path, expected, _) in &cases {
+        assert_explained(&get(&rt, proxy, "a", path, &[]), expected);
+    }
+    let lines = log.lines(cases.len());
+    for (path, expected, log_details) in &cases {
+        let line = lines
+            .iter()
+            .find(|l| l["path"] == *path)
+            .unwrap_or_else(|| panic!("a log line for {path}: {lines:?}"));
+        assert_eq!(line["response_code"], expected.status, "{line}");
+        assert_eq!(line["response_flags"], expected.flags, "{line}");
+        assert_eq!(line["response_code_details"], *log_details, "{line}");
+    }
+    assert_flag_counted(&plane, "UF", 2);
+    assert_flag_counted(&plane, "UH", 1);
+    assert_flag_counted(&plane, "UT", 2);
+    assert_flag_counted(&plane, "URX", 2);
     let stats = plane.stats();
-    assert_eq!(stats.totals.response_flags["UF"], 2);
-    assert_eq!(stats.totals.response_flags["UH"], 1);
-    assert_eq!(stats.totals.response_flags["UT"], 1);
-    assert_eq!(stats.totals.response_flags["URX"], 1);
     let closed_stats = stats.clusters.iter().find(|c| c.name == "closed").unwrap();
     assert_eq!(closed_stats.http_retries, 2);
+}
+
+/// A connect the upstream never answers ends at the cluster's connect timeout: 503 UF,
+/// `proxy-status` error `connection_timeout` (RFC 9209 §2.3.5), as Envoy answers
+/// `upstream connect error ... reset reason: connection timeout`. The endpoint is a
+/// loopback listener whose full accept queue drops the proxy's SYN ([`Blackhole`]).
+#[test]
+fn a_connect_timeout_is_503_uf_connection_timeout() {
+    let rt = runtime();
+    let plane = start();
+    let log = AccessLog::new();
+    let hole = Blackhole::new();
+    let mut cluster = http_cluster("hole", "http1", &[hole.address]);
+    cluster["connect_timeout_ms"] = json!(250);
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(
+            &["*"],
+            vec![with_match(
+                json!([{"uri": {"prefix": "/"}}]),
+                forward_to("hole"),
+                "http[0]",
+            )],
+        )],
+        vec![cluster],
+        log.settings(),
+    );
+    assert_explained(
+        &get(&rt, proxy, "reviews", "/books", &[]),
+        &Explained {
+            status: 503,
+            flags: "UF",
+            error: "connection_timeout",
+            by: "VirtualService/default/reviews http[0] -> hole",
+            details: &format!("connect timeout {} after 250ms", hole.address),
+        },
+    );
+    let line = &log.lines(1)[0];
+    assert_eq!(line["response_code"], 503, "{line}");
+    assert_eq!(line["response_flags"], "UF", "{line}");
+    assert_eq!(
+        line["response_code_details"], "upstream_connect_failure",
+        "{line}"
+    );
+    assert_eq!(line["upstream_cluster"], "hole", "{line}");
+    assert_flag_counted(&plane, "UF", 1);
+    let stats = plane.stats();
+    assert_eq!(stats.clusters[0].connections_opened, 0, "{stats:?}");
 }
 
 #[test]
@@ -426,15 +526,29 @@ fn headers_over_the_limits_are_431() {
     );
     let many: Vec<(String, String)> = (0..8).map(|i| (format!("x-h{i}"), "v".into())).collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let reply = get(&rt, proxy, "a", "/", &many);
-    assert_eq!(reply.status, 431);
-    assert!(
-        reply
-            .header("proxy-status")
-            .contains("error=http_request_error")
+    // The eight, `host`, and the `x-request-id` the proxy adds.
+    assert_explained(
+        &get(&rt, proxy, "a", "/", &many),
+        &Explained {
+            status: 431,
+            flags: "DPE",
+            error: "http_request_error",
+            by: "ProxySettings",
+            details: "10 request headers, more than max_request_headers 5",
+        },
     );
     let big = "x".repeat(2048);
-    assert_eq!(get(&rt, proxy, "a", "/", &[("x-big", &big)]).status, 431);
+    // Each field's name, value and 4 bytes: x-big 2057, host 9, x-request-id 52.
+    assert_explained(
+        &get(&rt, proxy, "a", "/", &[("x-big", &big)]),
+        &Explained {
+            status: 431,
+            flags: "DPE",
+            error: "http_request_error",
+            by: "ProxySettings",
+            details: "request headers of 2118 bytes, more than max_request_headers_kb 1",
+        },
+    );
     assert_eq!(get(&rt, proxy, "a", "/", &[]).status, 200);
-    assert_eq!(plane.stats().totals.response_flags["DPE"], 2);
+    assert_flag_counted(&plane, "DPE", 2);
 }

@@ -258,6 +258,154 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// A raw HTTP/1 response (its head, and the body after it) as a [`Reply`].
+    pub fn from_raw(response: &str) -> Self {
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("a response head: {response:?}"));
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("a status line: {response:?}"));
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            let (name, value) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("a header line: {line:?}"));
+            headers.append(
+                hyper::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("name"),
+                value.trim().parse().expect("value"),
+            );
+        }
+        Self {
+            status,
+            headers,
+            body: body.to_string(),
+            trailers: None,
+        }
+    }
+}
+
+/// An error reply the proxy made itself (`src/http/respond.rs`), as the client sees it.
+pub struct Explained<'a> {
+    pub status: u16,
+    /// Envoy's response flags, e.g. `UF` or `UF,URX`.
+    pub flags: &'a str,
+    /// The RFC 9209 error type, e.g. `connection_timeout`.
+    pub error: &'a str,
+    /// Who decided: the config object, and ` -> <cluster>` once it picked one.
+    pub by: &'a str,
+    pub details: &'a str,
+}
+
+/// Asserts that `reply` is `expected`, whole: the status; `proxy-status` with the error
+/// type and the details; `x-meshcore-decision` naming who decided, the flags and the
+/// details; and the body `<flags>: <details>` (for gRPC, `grpc-status` and `grpc-message`
+/// and no body).
+pub fn assert_explained(reply: &Reply, expected: &Explained<'_>) {
+    let Explained {
+        status,
+        flags,
+        error,
+        by,
+        details,
+    } = *expected;
+    let quoted = details.replace('\\', "\\\\").replace('"', "\\\"");
+    assert_eq!(reply.status, status, "{reply:?}");
+    assert_eq!(
+        reply.header("proxy-status"),
+        format!("meshcore; error={error}; details=\"{quoted}\""),
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.header("x-meshcore-decision"),
+        format!("{by}; {flags} {details}"),
+        "{reply:?}"
+    );
+    if reply.header("content-type") == "application/grpc" {
+        assert_ne!(reply.header("grpc-status"), "", "{reply:?}");
+        assert_eq!(reply.header("grpc-message"), details, "{reply:?}");
+        assert_eq!(reply.body, "", "{reply:?}");
+    } else {
+        assert_eq!(reply.body, format!("{flags}: {details}\n"), "{reply:?}");
+    }
+}
+
+/// Asserts that `reply` is an answer the proxy made itself that is not an error (a
+/// redirect or a direct response): the decision header naming the route, no flags and no
+/// `proxy-status`.
+pub fn assert_answered_by(reply: &Reply, by: &str) {
+    assert_eq!(reply.header("x-meshcore-decision"), by, "{reply:?}");
+    assert!(!reply.headers.contains_key("proxy-status"), "{reply:?}");
+}
+
+/// A JSON access log in a directory of its own, removed on drop.
+pub struct AccessLog {
+    dir: std::path::PathBuf,
+    pub path: std::path::PathBuf,
+}
+
+impl AccessLog {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "meshcore-log-{}-{}",
+            std::process::id(),
+            super::free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("access.log");
+        Self { dir, path }
+    }
+
+    /// The snapshot's `settings` with this log.
+    pub fn settings(&self) -> Value {
+        json!({"access_log": {"path": self.path.to_string_lossy(), "format": "json"}})
+    }
+
+    /// The log's lines once there are at least `at_least`.
+    pub fn lines(&self, at_least: usize) -> Vec<Value> {
+        let mut lines = Vec::new();
+        let complete = super::eventually(|| {
+            lines = std::fs::read_to_string(&self.path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            lines.len() >= at_least
+        });
+        assert!(complete, "{at_least} access log lines: {lines:?}");
+        lines
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until `plane` has counted `flag` `count` times (flags are counted as a response's
+/// body ends, which may be just after the client has it all).
+pub fn assert_flag_counted(plane: &meshcore_proxy::DataPlane, flag: &str, count: u64) {
+    let counted = || {
+        plane
+            .stats()
+            .totals
+            .response_flags
+            .get(flag)
+            .copied()
+            .unwrap_or_default()
+    };
+    assert!(
+        super::eventually(|| counted() == count),
+        "{flag} counted {} times, not {count}",
+        counted()
+    );
+}
+
 /// One request on a new HTTP/1.1 connection.
 pub fn get(
     runtime: &Runtime,

@@ -40,6 +40,55 @@ pub fn closed_endpoint() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// A loopback address whose connects hang until the caller gives up: a listener with a
+/// backlog of 0 that never accepts, its accept queue already full of connections it never
+/// accepted. Linux drops a SYN to a listener whose accept queue is full (unless
+/// `net.ipv4.tcp_abort_on_overflow` is set, when it resets, and the connect is refused
+/// instead), and the SYN's retransmits find the queue as full: a connect gets no answer,
+/// the way one to a host that drops packets does, without leaving 127.0.0.1.
+pub struct Blackhole {
+    pub address: SocketAddr,
+    _listener: socket2::Socket,
+    _queued: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    pub fn new() -> Self {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        listener
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("binds");
+        // Linux queues up to backlog + 1 connections: one here.
+        listener.listen(0).expect("listens");
+        let address = listener
+            .local_addr()
+            .expect("address")
+            .as_socket()
+            .expect("an inet address");
+        // Connects complete (the kernel finishes the handshake) until the queue is full;
+        // the first that times out shows it is. On loopback a connect the kernel answers
+        // takes well under the probe's wait.
+        let mut queued = Vec::new();
+        loop {
+            match TcpStream::connect_timeout(&address, Duration::from_millis(300)) {
+                Ok(stream) => queued.push(stream),
+                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => break,
+                Err(e) => panic!("filling the accept queue of {address}: {e}"),
+            }
+            assert!(
+                queued.len() <= 8,
+                "{address} keeps accepting past its backlog of 0"
+            );
+        }
+        Self {
+            address,
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+}
+
 pub fn start() -> DataPlane {
     DataPlane::start(Options::default()).expect("data plane starts")
 }
