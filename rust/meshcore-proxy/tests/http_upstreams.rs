@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use support::http::{
-    Conn, HttpUpstream, forward_to, get, raw_upstream, read_head, route_config, runtime,
+    Conn, Explained, HttpUpstream, assert_explained, assert_flag_counted, forward_to, get,
+    raw_upstream, read_head, route_config, runtime,
 };
 use support::{eventually, free_port, start, start_one_worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,15 +119,17 @@ fn a_full_pool_answers_503_uo_with_proxy_status() {
         get(&rt, proxy, "app", "/gate", &[])
     });
     assert!(eventually(|| app.waiting() == 1));
-    let overflow = get(&rt, proxy, "app", "/", &[]);
-    assert_eq!(overflow.status, 503);
-    let proxy_status = overflow.header("proxy-status");
-    assert!(
-        proxy_status.starts_with("meshcore; error=connection_limit_reached"),
-        "{proxy_status}"
+    assert_explained(
+        &get(&rt, proxy, "app", "/", &[]),
+        &Explained {
+            status: 503,
+            flags: "UO",
+            error: "connection_limit_reached",
+            by: "RouteConfig/rc vh routes[0] -> app",
+            details: &format!("max_connections 1 reached for {}", app.address),
+        },
     );
-    assert!(proxy_status.contains("max_connections 1"), "{proxy_status}");
-    assert_eq!(plane.stats().totals.response_flags["UO"], 1);
+    assert_flag_counted(&plane, "UO", 1);
 
     app.open_gate(1);
     assert_eq!(holder.join().expect("holder").status, 200);
@@ -422,14 +425,40 @@ fn refused_streams_and_resets_are_retried_when_the_policy_says_so() {
         json!({}),
         json!({"endpoints": endpoints(&[resetting])}),
     );
-    let reply = get(&rt, proxy, "app", "/", &[]);
-    assert_eq!(reply.status, 503);
-    assert!(
-        reply.header("proxy-status").starts_with("meshcore; error="),
-        "{}",
-        reply.header("proxy-status")
+    assert_explained(
+        &get(&rt, proxy, "app", "/", &[]),
+        &Explained {
+            status: 503,
+            flags: "UC",
+            error: "connection_terminated",
+            by: "RouteConfig/rc vh routes[0] -> app",
+            details: "upstream reset: upstream closed the connection before a complete response head",
+        },
     );
-    assert_eq!(plane.stats().totals.response_flags["UC"], 1);
+    assert_flag_counted(&plane, "UC", 1);
+
+    // Nor is a refused stream retried without one: 503 UC too, naming the HTTP/2 error
+    // (hyper's own text is only "http2 error").
+    let (refusing, _) = refusing_h2_upstream(&rt);
+    let proxy = apply(
+        &plane,
+        "no-retry-h2",
+        free_port(),
+        json!({}),
+        json!({"protocol": "http2", "endpoints": endpoints(&[refusing])}),
+    );
+    assert_explained(
+        &get(&rt, proxy, "app", "/", &[]),
+        &Explained {
+            status: 503,
+            flags: "UC",
+            error: "connection_terminated",
+            by: "RouteConfig/rc vh routes[0] -> app",
+            details: "upstream refused stream: http2 error: stream error received: \
+                      refused stream before processing any application logic",
+        },
+    );
+    assert_flag_counted(&plane, "UC", 2);
 }
 
 /// An HTTP/2 upstream whose first connection answers the first request's HEADERS with

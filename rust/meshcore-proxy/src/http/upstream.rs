@@ -107,13 +107,17 @@ impl Failure {
                 decision,
             ),
             Self::Pool(e) => LocalReply::connect_failed(false, e.to_string(), decision),
-            Self::Reset(e) => LocalReply::upstream_reset(format!("upstream reset: {e}"), decision),
-            Self::RefusedStream(e) => {
-                LocalReply::upstream_reset(format!("upstream refused stream: {e}"), decision)
+            Self::Reset(e) => {
+                LocalReply::upstream_reset(format!("upstream reset: {}", cause(e)), decision)
             }
-            Self::Protocol(e) => {
-                LocalReply::upstream_protocol_error(format!("bad upstream response: {e}"), decision)
-            }
+            Self::RefusedStream(e) => LocalReply::upstream_reset(
+                format!("upstream refused stream: {}", cause(e)),
+                decision,
+            ),
+            Self::Protocol(e) => LocalReply::upstream_protocol_error(
+                format!("bad upstream response: {}", cause(e)),
+                decision,
+            ),
             Self::Direct(H1Error::Protocol(why)) => LocalReply::upstream_protocol_error(
                 format!("bad upstream response: {why}"),
                 decision,
@@ -123,6 +127,16 @@ impl Failure {
                 LocalReply::timeout(format!("per-try timeout after {after:?}"), decision)
             }
         }
+    }
+}
+
+/// A hyper error and its cause: for an HTTP/2 error hyper says only `http2 error`, its cause
+/// (h2's) says which, e.g. `stream error received: refused stream before processing any
+/// application logic`.
+fn cause(e: &hyper::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
     }
 }
 
