@@ -36,6 +36,8 @@ pub(crate) struct ListenerRoute {
     pub(crate) direction: Direction,
     pub(crate) http_proxy: bool,
     pub(crate) detect_timeout: Duration,
+    /// Destination ports declared opaque: no detection (sorted).
+    opaque_ports: Box<[u16]>,
     /// The route config HTTP requests are routed by.
     pub(crate) route_config: Option<String>,
     /// `None` when the snapshot disables it (0).
@@ -53,6 +55,11 @@ impl ListenerRoute {
     /// Fires when the listener's direction drains or the data plane shuts down.
     pub(crate) fn draining(&self) -> &CancellationToken {
         self.drain.direction(self.direction).draining()
+    }
+
+    /// Whether a connection to `port` skips detection: it is declared opaque TCP.
+    pub(crate) fn declared_opaque(&self, port: u16) -> bool {
+        self.opaque_ports.binary_search(&port).is_ok()
     }
 
     /// Counts one HTTP request as in flight in the listener's direction until dropped.
@@ -201,10 +208,15 @@ fn compile_route(
             weights.push(target.weight);
         }
     }
+    let mut opaque_ports = listener.opaque_ports.clone();
+    opaque_ports.sort_unstable();
+    opaque_ports.dedup();
     let needs_original_dst = targets.iter().any(|c| c.kind == ClusterKind::OriginalDst)
-        || route_config.is_some_and(|routes| routes.uses_original_dst());
+        || route_config.is_some_and(|routes| routes.uses_original_dst())
+        || !opaque_ports.is_empty();
     ListenerRoute {
         needs_original_dst,
+        opaque_ports: opaque_ports.into(),
         name: listener.name.clone(),
         protocol: listener.protocol,
         direction: listener.direction,

@@ -71,6 +71,8 @@ pub struct ListenerStats {
     pub detected_http2: u64,
     pub detected_tcp: u64,
     pub detect_timeouts: u64,
+    /// `auto` listeners: connections to a declared opaque port, passed to TCP undetected.
+    pub declared_opaque: u64,
     pub http_requests: u64,
 }
 
@@ -230,6 +232,7 @@ pub(crate) struct ListenerCounters {
     detected_http2: AtomicU64,
     detected_tcp: AtomicU64,
     detect_timeouts: AtomicU64,
+    declared_opaque: AtomicU64,
     http_requests: AtomicU64,
 }
 
@@ -246,6 +249,11 @@ impl ListenerCounters {
             Detected::Timeout => add(&self.detect_timeouts, 1),
             Detected::Closed => {}
         }
+    }
+
+    /// A connection to a declared opaque port: passed to TCP without detection.
+    pub(crate) fn declared_opaque(&self) {
+        add(&self.declared_opaque, 1);
     }
 
     pub(crate) fn http_request(&self) {
@@ -269,6 +277,7 @@ impl ListenerCounters {
             detected_http2: read(&self.detected_http2),
             detected_tcp: read(&self.detected_tcp),
             detect_timeouts: read(&self.detect_timeouts),
+            declared_opaque: read(&self.declared_opaque),
             http_requests: read(&self.http_requests),
         }
     }

@@ -164,6 +164,82 @@ fn auto_listener_detects_http_and_falls_back_to_tcp() {
 }
 
 #[test]
+fn a_declared_opaque_port_is_not_detected_so_a_server_first_protocol_greets_at_once() {
+    let rt = runtime();
+    let plane = start();
+    let http = HttpUpstream::start(&rt, "http", false);
+    // A server-first upstream (SMTP, MySQL): it speaks first, then echoes.
+    let server_first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let greeter = server_first.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in server_first.incoming() {
+            let mut stream = stream.unwrap();
+            std::thread::spawn(move || {
+                stream.write_all(b"220 ready\r\n").unwrap();
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    stream.write_all(&buf[..n]).unwrap();
+                }
+            });
+        }
+    });
+    let (declared, undeclared) = (free_port(), free_port());
+    let listener = |name: &str, port: u16, opaque: &[u16]| {
+        json!({
+            "name": name, "address": "127.0.0.1", "port": port, "protocol": "auto",
+            // Long enough that waiting for it would stall the test for a minute.
+            "detect_timeout_ms": 60_000, "opaque_ports": opaque, "route_config": "rc",
+            "tcp_route": {"clusters": [{"name": "greeter"}]}
+        })
+    };
+    apply(
+        &plane,
+        json!({
+            "version": "v1",
+            // Not captured here, so the destination port is the listener's own.
+            "listeners": [listener("declared", declared, &[declared, 3306]), listener("undeclared", undeclared, &[])],
+            "route_configs": [route_config(&["*"], vec![forward_to("http")])],
+            "clusters": [http_cluster("http", "http1", &[http.address]), http_cluster("greeter", "inherit", &[greeter])],
+        }),
+    );
+    let mut client = connect(SocketAddr::from(([127, 0, 0, 1], declared)));
+    // Were the connection detected, the greeting would come only after the detect timeout:
+    // the read timeout turns that into a failure rather than a minute's wait.
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut greeting = [0u8; 11];
+    client
+        .read_exact(&mut greeting)
+        .expect("greeted before sending anything");
+    assert_eq!(&greeting, b"220 ready\r\n");
+    assert_eq!(
+        support::round_trip(&mut client, b"HELO x\r\n"),
+        b"HELO x\r\n"
+    );
+    // The same protocol on an undeclared port is detected: a client-first one still is.
+    let mut detected = connect(SocketAddr::from(([127, 0, 0, 1], undeclared)));
+    detected.write_all(b"\x16\x03\x01 not http\n").unwrap();
+    let mut greeting = [0u8; 11];
+    detected.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"220 ready\r\n");
+    let stats = plane.stats();
+    let by_name = |name: &str| {
+        stats
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap()
+            .clone()
+    };
+    let (declared, undeclared) = (by_name("declared"), by_name("undeclared"));
+    assert_eq!(declared.declared_opaque, 1);
+    assert_eq!(declared.detected_tcp + declared.detect_timeouts, 0);
+    assert_eq!(undeclared.declared_opaque, 0);
+    assert_eq!(undeclared.detected_tcp, 1);
+}
+
+#[test]
 fn http_proxy_mode_absolute_form_and_connect() {
     let rt = runtime();
     let plane = start();

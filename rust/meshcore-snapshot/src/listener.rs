@@ -73,6 +73,12 @@ pub struct Listener {
     /// The Istio object that asked for this listener (a Sidecar's egress or ingress entry).
     #[serde(default)]
     pub origin: Option<Origin>,
+    /// `auto` only: destination ports declared opaque TCP (a service port of protocol
+    /// `tcp`, `mysql`, `mongo`, ...). A connection to one of them (its original destination
+    /// when captured, else the listener's port) goes to `tcp_route` at once, without
+    /// waiting for bytes: a server-first protocol (MySQL, SMTP) sends none.
+    #[serde(default)]
+    pub opaque_ports: Vec<u16>,
 }
 
 /// An L4 route: each new connection goes to one of these clusters, chosen by weight.

@@ -234,6 +234,16 @@ impl<'a> Walk<'a> {
                 "only for protocol http or auto",
             );
         }
+        if !listener.opaque_ports.is_empty() && listener.protocol != Protocol::Auto {
+            self.error(
+                format!("{at}.opaque_ports"),
+                ErrorCode::InvalidValue,
+                "only for protocol auto (the only one that detects)",
+            );
+        }
+        for (j, &port) in listener.opaque_ports.iter().enumerate() {
+            self.port(port, &format!("{at}.opaque_ports[{j}]"));
+        }
         match (&listener.tcp_route, listener.protocol) {
             (None, Protocol::Tcp) => {
                 self.error(

@@ -102,6 +102,9 @@ class Listener(_Contract):
     route_config: str | None = None
     origin: Origin | None = None
     """The Istio object that asked for this listener (a Sidecar's egress or ingress entry)."""
+    opaque_ports: list[U16] = Field(default_factory=list)
+    """``auto`` only: destination ports declared opaque TCP; connections to them are not
+    detected (a server-first protocol such as MySQL or SMTP sends nothing to detect)."""
 
 
 class StringMatch(_Contract):

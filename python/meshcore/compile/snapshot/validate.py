@@ -200,6 +200,14 @@ class _Walk:
         protocol = listener.protocol
         if listener.http_proxy and protocol == "tcp":
             self.error(f"{at}.http_proxy", "invalid_value", "only for protocol http or auto")
+        if listener.opaque_ports and protocol != "auto":
+            self.error(
+                f"{at}.opaque_ports",
+                "invalid_value",
+                "only for protocol auto (the only one that detects)",
+            )
+        for j, port in enumerate(listener.opaque_ports):
+            self.port(port, f"{at}.opaque_ports[{j}]")
         if listener.tcp_route is None:
             if protocol == "tcp":
                 self.error(f"{at}.tcp_route", "missing_field", "required for protocol tcp")

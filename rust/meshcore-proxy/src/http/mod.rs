@@ -68,7 +68,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use meshcore_snapshot::Protocol;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -155,8 +155,14 @@ pub(crate) async fn serve_connection(
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "cannot set TCP_NODELAY downstream");
     }
-    let mut buffer = BytesMut::with_capacity(1024);
     let auto = listener.protocol == Protocol::Auto;
+    // A declared server-first port would never send the bytes detection waits for.
+    if auto && listener.declared_opaque(original_dst.port().unwrap_or(local.port())) {
+        counters.declared_opaque();
+        opaque(stream, Bytes::new(), peer, original_dst, listener, meter).await;
+        return;
+    }
+    let mut buffer = BytesMut::with_capacity(1024);
     // An `http` listener waits for the first request no longer than its idle timeout.
     let timeout = if auto {
         Some(listener.detect_timeout)
@@ -188,16 +194,7 @@ pub(crate) async fn serve_connection(
         Detected::Http2 => Wire::Http2,
         Detected::Closed => return,
         Detected::Opaque | Detected::Timeout if auto => {
-            // Boxed: the L4 copy's state would otherwise size every HTTP connection's task.
-            Box::pin(tcp_proxy::serve(
-                stream,
-                buffer.freeze(),
-                peer,
-                original_dst,
-                listener,
-                meter,
-            ))
-            .await;
+            opaque(stream, buffer.freeze(), peer, original_dst, listener, meter).await;
             return;
         }
         // Not HTTP on an `http` listener: an explained 400.
@@ -225,4 +222,26 @@ pub(crate) async fn serve_connection(
         }
     }
     drop(meter);
+}
+
+/// An `auto` listener's connection as opaque TCP through its `tcp_route`, `prefix` (the
+/// bytes detection read) first.
+async fn opaque(
+    stream: TcpStream,
+    prefix: Bytes,
+    peer: SocketAddr,
+    original_dst: OriginalDst,
+    listener: Arc<ListenerRoute>,
+    meter: DownstreamMeter,
+) {
+    // Boxed: the L4 copy's state would otherwise size every HTTP connection's task.
+    Box::pin(tcp_proxy::serve(
+        stream,
+        prefix,
+        peer,
+        original_dst,
+        listener,
+        meter,
+    ))
+    .await;
 }
