@@ -630,7 +630,22 @@ class _ProxyCompilation:
             http_proxy=True,
             route_config=OUTBOUND_ROUTE_CONFIG,
             tcp_route=TcpRoute(clusters=[WeightedCluster(name=self._fallback_cluster())]),
+            opaque_ports=self._opaque_ports(),
         )
+
+    def _opaque_ports(self) -> list[int]:
+        """Ports the visible services declare opaque TCP (`tcp`, `mysql`, `mongo`, `tls`,
+        ...): captured connections to them are not detected, so a server-first protocol
+        (MySQL, SMTP) is not kept waiting for bytes it never sends. A port that some service
+        declares HTTP or leaves undeclared stays detected."""
+        opaque: set[int] = set()
+        detected: set[int] = set()
+        for service in self.services:
+            for port in service.ports:
+                if port.protocol is PortProtocol.UDP:
+                    continue
+                (opaque if port.protocol.is_tcp else detected).add(port.number)
+        return sorted(opaque - detected)
 
     def _egress_listeners(self) -> None:
         for egress in self.scope.egress:

@@ -251,3 +251,30 @@ spec:
         assert [e.path for e in caught.value.errors] == [
             "route_configs[0].virtual_hosts[0].routes[0].matches[0].uri.regex"
         ]
+
+
+def test_ports_declared_opaque_skip_detection_on_the_outbound_listener() -> None:
+    text = """
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: a}
+spec:
+  ports: [{name: mysql, port: 3306}, {name: smtp-relay, port: 25, appProtocol: tcp}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: a}
+spec:
+  ports: [{name: http, port: 9080}, {name: metrics, port: 9090}, {name: tcp-admin, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: a}
+spec:
+  ports: [{name: http-alt, port: 8080}, {name: dns, port: 53, protocol: UDP}]
+"""
+    snapshot = compile_text(text, "c.a").snapshot
+    outbound = next(x for x in snapshot.listeners if x.name == "outbound-http-proxy")
+    assert outbound.protocol == "auto"
+    # 9090 is undeclared (detected); 8080 is TCP for one service but HTTP for another.
+    assert outbound.opaque_ports == [25, 3306]
