@@ -13,9 +13,10 @@ use http_body_util::Full;
 use hyper::Request;
 use serde_json::{Value, json};
 use support::http::{
-    HttpUpstream, apply_http, forward_to, get, http_cluster, route_config, runtime, send,
+    AccessLog, Explained, HttpUpstream, Reply, apply_http, assert_explained, assert_flag_counted,
+    forward_to, get, http_cluster, read_raw_response, route_config, runtime, send,
 };
-use support::{Upstreams, connect, free_port, start, start_one_worker};
+use support::{Blackhole, Upstreams, closed_endpoint, connect, free_port, start, start_one_worker};
 
 fn apply(plane: &meshcore_proxy::DataPlane, snapshot: Value) {
     plane
@@ -355,11 +356,178 @@ fn http_proxy_mode_passes_an_absolute_form_request_through_to_its_authority() {
             .unwrap(),
         false,
     );
-    assert_eq!(reply.status, 503);
-    assert!(reply.body.contains("loop"), "{}", reply.body);
-    let stats = plane.stats();
-    assert_eq!(stats.totals.response_flags.get("UH"), Some(&1));
-    assert_eq!(stats.clusters[0].connections_opened, 1);
+    assert_explained(
+        &reply,
+        &Explained {
+            status: 503,
+            flags: "UH",
+            error: "destination_unavailable",
+            by: "RouteConfig/outbound allow_any routes[0] -> PassthroughCluster",
+            details: &format!(
+                "cluster PassthroughCluster has no endpoint: original destination \
+                 127.0.0.1:{port} is on the listener's own port (forwarding it would loop \
+                 back into the proxy)"
+            ),
+        },
+    );
+    assert_flag_counted(&plane, "UH", 1);
+    assert_eq!(plane.stats().clusters[0].connections_opened, 1);
+}
+
+/// Sends `CONNECT <authority>` on a new connection and reads the answer (a refused
+/// CONNECT's reply has a body framed by content-length).
+fn connect_to(proxy: SocketAddr, authority: &str) -> Reply {
+    let mut client = connect(proxy);
+    write!(
+        client,
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+    )
+    .expect("writes");
+    let (head, body) = read_raw_response(&mut client);
+    Reply::from_raw(&format!("{head}{}", String::from_utf8_lossy(&body)))
+}
+
+/// A CONNECT the proxy cannot tunnel is a local reply that explains itself, as a request
+/// is: no route (and no `tcp_route`) is 404 NR, a cluster without endpoints 503 UH, a
+/// refused connect and a connect timeout 503 UF (`connection_refused`,
+/// `connection_timeout`), each with its flag in the access log and the counters.
+#[test]
+fn connect_failures_are_explained_with_flag_proxy_status_and_decision() {
+    let plane = start();
+    let log = AccessLog::new();
+    let hole = Blackhole::new();
+    let closed = closed_endpoint();
+    let port = free_port();
+    let vhost = |name: &str| json!({"name": name, "domains": [format!("{name}:443")], "routes": [forward_to(name)]});
+    let mut hole_cluster = http_cluster("hole", "http1", &[hole.address]);
+    hole_cluster["connect_timeout_ms"] = json!(250);
+    apply(
+        &plane,
+        json!({
+            "version": "v1",
+            "settings": log.settings(),
+            "listeners": [{
+                "name": "outbound", "address": "127.0.0.1", "port": port, "protocol": "http",
+                "http_proxy": true, "route_config": "outbound"
+            }],
+            "route_configs": [{"name": "outbound", "virtual_hosts": [
+                vhost("refused"), vhost("hole"), vhost("empty")
+            ]}],
+            "clusters": [
+                http_cluster("refused", "http1", &[closed]),
+                hole_cluster,
+                http_cluster("empty", "http1", &[]),
+            ],
+        }),
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    let refused_details = format!("connect refused {closed}");
+    let hole_details = format!("connect timeout {} after 250ms", hole.address);
+    let cases = [
+        (
+            "nowhere:443",
+            Explained {
+                status: 404,
+                flags: "NR",
+                error: "destination_not_found",
+                by: "Listener/outbound",
+                details: "no route for CONNECT nowhere:443",
+            },
+        ),
+        (
+            "empty:443",
+            Explained {
+                status: 503,
+                flags: "UH",
+                error: "destination_unavailable",
+                by: "RouteConfig/outbound empty routes[0] -> empty",
+                details: "no destination for CONNECT empty:443 in cluster empty: no endpoint",
+            },
+        ),
+        (
+            "refused:443",
+            Explained {
+                status: 503,
+                flags: "UF",
+                error: "connection_refused",
+                by: "RouteConfig/outbound refused routes[0] -> refused",
+                details: &refused_details,
+            },
+        ),
+        (
+            "hole:443",
+            Explained {
+                status: 503,
+                flags: "UF",
+                error: "connection_timeout",
+                by: "RouteConfig/outbound hole routes[0] -> hole",
+                details: &hole_details,
+            },
+        ),
+    ];
+    for (authority, expected) in &cases {
+        assert_explained(&connect_to(proxy, authority), expected);
+    }
+    let lines = log.lines(cases.len());
+    for (authority, expected) in &cases {
+        let line = lines
+            .iter()
+            .find(|l| l["authority"] == *authority)
+            .unwrap_or_else(|| panic!("a log line for {authority}: {lines:?}"));
+        assert_eq!(line["response_code"], expected.status, "{line}");
+        assert_eq!(line["response_flags"], expected.flags, "{line}");
+    }
+    assert_flag_counted(&plane, "NR", 1);
+    assert_flag_counted(&plane, "UH", 1);
+    assert_flag_counted(&plane, "UF", 2);
+}
+
+/// A gRPC request's local reply also says it the way gRPC clients read: `grpc-status`
+/// (gRPC's mapping of the HTTP status) and `grpc-message`, content-type
+/// `application/grpc` and no body, with the same flag, proxy-status and decision.
+#[test]
+fn a_grpc_request_gets_its_local_reply_in_grpc_status_too() {
+    let rt = runtime();
+    let plane = start();
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(&["svc"], vec![forward_to("empty")])],
+        vec![http_cluster("empty", "http2", &[])],
+        json!({}),
+    );
+    let grpc = |host: &str| {
+        Request::post(format!("http://{host}/pkg.Service/Method"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let unrouted = send(&rt, proxy, grpc("elsewhere"), true);
+    assert_explained(
+        &unrouted,
+        &Explained {
+            status: 404,
+            flags: "NR",
+            error: "destination_not_found",
+            by: "RouteConfig/rc",
+            details: "no virtual host for elsewhere",
+        },
+    );
+    assert_eq!(unrouted.header("grpc-status"), "12", "UNIMPLEMENTED");
+    let unavailable = send(&rt, proxy, grpc("svc"), true);
+    assert_explained(
+        &unavailable,
+        &Explained {
+            status: 503,
+            flags: "UH",
+            error: "destination_unavailable",
+            by: "RouteConfig/rc vh routes[0] -> empty",
+            details: "cluster empty has no endpoint",
+        },
+    );
+    assert_eq!(unavailable.header("grpc-status"), "14", "UNAVAILABLE");
+    assert_flag_counted(&plane, "NR", 1);
+    assert_flag_counted(&plane, "UH", 1);
 }
 
 #[test]

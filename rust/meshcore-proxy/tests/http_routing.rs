@@ -508,7 +508,13 @@ fn a_5xx_is_retried_when_the_policy_says_so() {
         still_failing.status, 503,
         "the upstream's own answer after the last try"
     );
-    assert_eq!(plane.stats().totals.response_flags["URX"], 1);
+    // Not a local reply: URX is in the log and counters only, as in Envoy.
+    assert_eq!(still_failing.body, "v1 GET /status/503");
+    assert!(
+        !still_failing.headers.contains_key("proxy-status"),
+        "{still_failing:?}"
+    );
+    assert_flag_counted(&plane, "URX", 1);
 }
 
 #[test]
@@ -550,5 +556,44 @@ fn headers_over_the_limits_are_431() {
         },
     );
     assert_eq!(get(&rt, proxy, "a", "/", &[]).status, 200);
+    assert_flag_counted(&plane, "DPE", 2);
+}
+
+/// Requests the listener takes but cannot route are 400 DPE, explained by the listener: a
+/// CONNECT on a listener that is not an HTTP proxy, and an HTTP/1.1 request without Host.
+#[test]
+fn requests_the_listener_cannot_route_are_400_dpe() {
+    use std::io::Write;
+    let plane = start();
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(
+            &["*"],
+            vec![json!({"direct_response": {"status": 200}})],
+        )],
+        vec![],
+        json!({}),
+    );
+    let bad_request = |details| Explained {
+        status: 400,
+        flags: "DPE",
+        error: "http_request_error",
+        by: "Listener",
+        details,
+    };
+    let exchange = |request: &str| {
+        let mut client = support::connect(proxy);
+        client.write_all(request.as_bytes()).expect("writes");
+        let (head, body) = support::http::read_raw_response(&mut client);
+        support::http::Reply::from_raw(&format!("{head}{}", String::from_utf8_lossy(&body)))
+    };
+    assert_explained(
+        &exchange("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"),
+        &bad_request("CONNECT is accepted only by http_proxy listeners; http is not one"),
+    );
+    assert_explained(
+        &exchange("GET / HTTP/1.1\r\n\r\n"),
+        &bad_request("request has no authority (Host header)"),
+    );
     assert_flag_counted(&plane, "DPE", 2);
 }
