@@ -35,7 +35,9 @@ pub(crate) struct ListenerRoute {
     pub(crate) protocol: Protocol,
     pub(crate) direction: Direction,
     pub(crate) http_proxy: bool,
-    pub(crate) detect_timeout: Duration,
+    /// `auto` only: `None` when the snapshot disables it (0: wait for the first bytes
+    /// without a detection timeout, as Istio's `protocolDetectionTimeout: 0s`).
+    pub(crate) detect_timeout: Option<Duration>,
     /// Destination ports declared opaque: no detection (sorted).
     opaque_ports: Box<[u16]>,
     /// The route config HTTP requests are routed by.
@@ -221,7 +223,8 @@ fn compile_route(
         protocol: listener.protocol,
         direction: listener.direction,
         http_proxy: listener.http_proxy,
-        detect_timeout: Duration::from_millis(listener.detect_timeout_ms),
+        detect_timeout: (listener.detect_timeout_ms > 0)
+            .then(|| Duration::from_millis(listener.detect_timeout_ms)),
         route_config: listener.route_config.clone(),
         idle_timeout: (listener.idle_timeout_ms > 0)
             .then(|| Duration::from_millis(listener.idle_timeout_ms)),

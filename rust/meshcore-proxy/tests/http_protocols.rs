@@ -165,6 +165,48 @@ fn auto_listener_detects_http_and_falls_back_to_tcp() {
 }
 
 #[test]
+fn auto_listener_with_detect_timeout_0_waits_for_the_first_bytes_without_a_deadline() {
+    let rt = runtime();
+    let plane = start();
+    let http = HttpUpstream::start(&rt, "http", false);
+    let tcp = Upstreams::new();
+    let echo = tcp.echo();
+    let port = free_port();
+    apply(
+        &plane,
+        json!({
+            "version": "v1",
+            "listeners": [{
+                "name": "auto", "address": "127.0.0.1", "port": port, "protocol": "auto",
+                "detect_timeout_ms": 0, "idle_timeout_ms": 300, "route_config": "rc",
+                "tcp_route": {"clusters": [{"name": "echo"}]}
+            }],
+            "route_configs": [route_config(&["*"], vec![forward_to("http")])],
+            "clusters": [http_cluster("http", "http1", &[http.address]), http_cluster("echo", "inherit", &[echo])],
+        }),
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    // Quiet for a while, then HTTP: still detected as HTTP. Had 0 meant "give up at
+    // once", the connection would have gone to the echo cluster and the request come back.
+    let mut late = connect(proxy);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    late.write_all(b"GET /late HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    late.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("http GET /late"), "{reply}");
+    // Silent for the idle timeout: closed as idle, not sent on as opaque TCP.
+    let mut silent = connect(proxy);
+    support::assert_closed_by_proxy(&mut silent);
+    let stats = plane.stats();
+    let listener = &stats.listeners[0];
+    assert_eq!(listener.detected_http1, 1);
+    assert_eq!(listener.detected_tcp + listener.detect_timeouts, 0);
+    assert_eq!(stats.totals.idle_timeouts, 1);
+}
+
+#[test]
 fn a_declared_opaque_port_is_not_detected_so_a_server_first_protocol_greets_at_once() {
     let rt = runtime();
     let plane = start();

@@ -58,7 +58,10 @@ pub struct Listener {
     /// captured by iptables: the local mesh's outbound listener).
     #[serde(default)]
     pub http_proxy: bool,
-    /// `auto` only: how long to wait for the client's first bytes.
+    /// `auto` only: how long to wait for the client's first bytes before treating the
+    /// connection as opaque TCP. 0 waits without a timeout (Istio's
+    /// `protocolDetectionTimeout: 0s`): a silent connection is closed after
+    /// `idle_timeout_ms`, as any idle one, and never becomes opaque for its silence.
     #[serde(default = "default_detect_timeout_ms")]
     pub detect_timeout_ms: u64,
     /// Close a connection after this long with no bytes in either direction; 0 disables.

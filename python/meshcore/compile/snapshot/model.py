@@ -97,6 +97,8 @@ class Listener(_Contract):
     direction: Direction = "outbound"
     http_proxy: bool = False
     detect_timeout_ms: U64 = DEFAULT_DETECT_TIMEOUT_MS
+    """``auto`` only: how long to wait for the first bytes before calling the connection
+    opaque TCP; 0 waits without a timeout (closed after ``idle_timeout_ms`` of silence)."""
     idle_timeout_ms: U64 = DEFAULT_IDLE_TIMEOUT_MS
     tcp_route: TcpRoute | None = None
     route_config: str | None = None

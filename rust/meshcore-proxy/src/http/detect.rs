@@ -4,7 +4,8 @@
 //!   prior knowledge;
 //! - a request line `METHOD SP target SP HTTP/1.x` → HTTP/1;
 //! - anything else → opaque TCP. A connection that sends nothing within the listener's
-//!   `detect_timeout_ms` (a server-first protocol such as MySQL or SMTP) is opaque too.
+//!   `detect_timeout_ms` (a server-first protocol such as MySQL or SMTP) is opaque too;
+//!   with `detect_timeout_ms: 0` there is no such deadline (only the idle timeout).
 //!
 //! The bytes read while detecting are not lost: [`Prefixed`] replays them to whoever
 //! reads the connection next (the HTTP server or the TCP proxy).

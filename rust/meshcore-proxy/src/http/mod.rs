@@ -163,12 +163,11 @@ pub(crate) async fn serve_connection(
         return;
     }
     let mut buffer = BytesMut::with_capacity(1024);
-    // An `http` listener waits for the first request no longer than its idle timeout.
-    let timeout = if auto {
-        Some(listener.detect_timeout)
-    } else {
-        listener.idle_timeout
-    };
+    // An `auto` listener waits for the first bytes up to its detect timeout and then
+    // calls the connection opaque. Without one (an `http` listener, or detection without
+    // a timeout), it waits no longer than its idle timeout and then closes the connection.
+    let detect_timeout = if auto { listener.detect_timeout } else { None };
+    let timeout = detect_timeout.or(listener.idle_timeout);
     let detected = tokio::select! {
         detected = detect(&mut stream, &mut buffer, timeout) => match detected {
             Ok(detected) => detected,
@@ -183,7 +182,7 @@ pub(crate) async fn serve_connection(
             return;
         }
     };
-    if detected == Detected::Timeout && !auto {
+    if detected == Detected::Timeout && detect_timeout.is_none() {
         debug!(%peer, listener = %listener.name, "idle timeout before the first request");
         meter.totals().idle_timeout();
         return;
