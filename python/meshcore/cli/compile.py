@@ -25,6 +25,7 @@ from meshcore.config import (
     IstioResource,
     Level,
     MeshConfig,
+    MeshConfigError,
     MessageType,
     load_mesh_config,
     load_paths,
@@ -99,6 +100,8 @@ def load_and_compile(args: argparse.Namespace) -> Loaded:
     try:
         labels = parse_labels(args.labels)
         mesh = load_mesh_config(args.mesh) if args.mesh else MeshConfig()
+    except MeshConfigError as error:
+        return Loaded(None, [*diagnostics, *error.diagnostics])
     except (OSError, ValueError) as error:
         return Loaded(None, [*diagnostics, _error(str(error))])
     registry = registry_from_resources(result.resources)

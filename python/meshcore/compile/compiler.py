@@ -8,7 +8,8 @@ order (Istio's sidecar config generation, flattened):
       ─► clusters per service port and DestinationRule subset        (clusters.py)
       ─► virtual hosts per HTTP service port, routes per http[] rule  (routes.py)
       ─► listeners: outbound, inbound, Sidecar egress/ingress         (listeners.py)
-      ─► settings from MeshConfig ─► version hash ─► validate_snapshot
+      ─► settings from MeshConfig                                     (settings.py)
+      ─► version hash ─► validate_snapshot
 
 `Compiler` indexes the config once and compiles any number of proxies from it.
 """
@@ -52,16 +53,15 @@ from meshcore.compile.scope import (
     labels_match,
     sidecar_scope,
 )
+from meshcore.compile.settings import detect_timeout_ms, proxy_settings, with_detect_timeout
 from meshcore.compile.snapshot import (
     DEFAULT_CONNECT_TIMEOUT_MS,
-    AccessLog,
     Cluster,
     DirectResponse,
     ForwardAction,
     HttpWeightedCluster,
     Listener,
     Origin,
-    ProxySettings,
     Route,
     RouteConfig,
     Snapshot,
@@ -171,6 +171,8 @@ class Compiler:
         )
         self.memo: Memo = Memo(previous.memo if carry and previous is not None else None)
         self.default_retries = mesh_retry_policy(self.index.mesh)
+        self.settings = proxy_settings(self.index.mesh)
+        self.detect_timeout_ms = detect_timeout_ms(self.index.mesh)
         self._views: dict[tuple[str, int], _View] = {}
         self._service_keys: dict[int, tuple[Service, str]] = {}
         self._known_keys = previous._service_keys if carry and previous is not None else {}
@@ -346,11 +348,10 @@ class _ProxyCompilation:
         self._egress_listeners()
         self._inbound()
         self._fill_missing_clusters()
-        settings = ProxySettings(access_log=self._access_log())
         body = Snapshot(
             version="pending",
-            settings=settings,
-            listeners=self.listeners,
+            settings=self.compiler.settings,
+            listeners=with_detect_timeout(self.listeners, self.compiler.detect_timeout_ms),
             route_configs=self.route_configs,
             clusters=[self.out_clusters[name] for name in sorted(self.out_clusters)],
         )
@@ -833,14 +834,6 @@ class _ProxyCompilation:
         if route_config is not None:
             self.route_configs.append(route_config)
         self.out_clusters[cluster.name] = cluster
-
-    def _access_log(self) -> AccessLog | None:
-        path = self.mesh.access_log_file
-        if not path:
-            return None
-        return AccessLog(
-            path=path, format="json" if self.mesh.access_log_encoding == "JSON" else "text"
-        )
 
 
 def _endpoint(default_endpoint: str | None, port: int) -> tuple[str, int] | None:

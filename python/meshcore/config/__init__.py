@@ -28,7 +28,12 @@ from meshcore.config.kube import (
     Service,
 )
 from meshcore.config.loader import LoadResult, Source, load_paths, load_text, parse_object
-from meshcore.config.mesh import MeshConfig, OutboundTrafficPolicy, load_mesh_config
+from meshcore.config.mesh import (
+    MeshConfig,
+    MeshConfigError,
+    OutboundTrafficPolicy,
+    load_mesh_config,
+)
 from meshcore.config.networking import (
     DestinationRule,
     Gateway,
@@ -58,6 +63,7 @@ __all__ = [
     "Level",
     "LoadResult",
     "MeshConfig",
+    "MeshConfigError",
     "MessageType",
     "Namespace",
     "ObjectMeta",

@@ -30,7 +30,7 @@ from meshcore.config.introspect import unwrap_annotation
 from meshcore.config.kinds import model_for
 from meshcore.config.kube import KubeResource
 from meshcore.config.validation import validate
-from meshcore.config.yaml12 import LineIndex, PathPart, parse_documents, path_parts
+from meshcore.config.yaml12 import LineIndex, PathPart, format_path, parse_documents, path_parts
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 
@@ -141,6 +141,39 @@ def _message(error: dict[str, Any]) -> str:
     return text
 
 
+def schema_diagnostics(
+    model: type[BaseModel],
+    failure: ValidationError,
+    *,
+    origin: str | None = None,
+    file: str | None = None,
+    document: int | None = None,
+    lines: LineIndex | None = None,
+    prefix: tuple[PathPart, ...] = (),
+) -> list[Diagnostic]:
+    """One IST0106 diagnostic per error of `model.model_validate`, with the field path in
+    the document (`prefix` first, for a model found under some key) and its line."""
+    lines = lines or LineIndex()
+    diagnostics = []
+    for error in failure.errors():
+        loc = _line_parts(tuple(error["loc"]))
+        path = _map_path(model, loc)
+        if prefix:
+            path = format_path(prefix) + (f".{path}" if path and path[0] != "[" else path)
+        diagnostics.append(
+            Diagnostic.of(
+                SCHEMA_VALIDATION_ERROR,
+                _message(dict(error)),
+                origin=origin,
+                path=path or None,
+                line=lines.line_of(prefix + loc),
+                file=file,
+                document=document,
+            )
+        )
+    return diagnostics
+
+
 def parse_object(
     data: Any,
     *,
@@ -191,21 +224,9 @@ def parse_object(
     try:
         resource = model.model_validate(data)
     except ValidationError as failure:
-        diagnostics = []
-        for error in failure.errors():
-            loc = _line_parts(tuple(error["loc"]))
-            diagnostics.append(
-                Diagnostic.of(
-                    SCHEMA_VALIDATION_ERROR,
-                    _message(dict(error)),
-                    origin=origin,
-                    path=_map_path(model, loc) or None,
-                    line=lines.line_of(loc),
-                    file=file,
-                    document=document,
-                )
-            )
-        return None, diagnostics
+        return None, schema_diagnostics(
+            model, failure, origin=origin, file=file, document=document, lines=lines
+        )
     if isinstance(resource, IstioResource):
         try:
             findings = validate(resource)

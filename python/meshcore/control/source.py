@@ -21,6 +21,7 @@ from meshcore.config import (
     IstioResource,
     LoadResult,
     MeshConfig,
+    MeshConfigError,
     load_mesh_config,
     load_text,
     unimplemented_fields,
@@ -90,6 +91,8 @@ class FileSource:
         if self.mesh_file is not None:
             try:
                 mesh = load_mesh_config(self.mesh_file)
+            except MeshConfigError as error:
+                errors += error.diagnostics
             except (OSError, ValueError) as error:
                 errors.append(Diagnostic.of(FILE_READ_ERROR, str(error), file=str(self.mesh_file)))
         if errors:

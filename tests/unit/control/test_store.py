@@ -125,6 +125,26 @@ def test_a_broken_edit_is_rejected_whole_and_only_changed_files_are_reparsed(
     assert second.load.resources[1] is not first.load.resources[1]
 
 
+def test_a_broken_mesh_config_rejects_the_load_naming_its_field(tmp_path: Path) -> None:
+    config, mesh = tmp_path / "config", tmp_path / "mesh.yaml"
+    config.mkdir()
+    (config / "a.yaml").write_text(SERVICE.format(name="a", port=7000))
+    mesh.write_text("defaultConfig:\n  proxyHeaders: {preserveHttp1HeaderCase: 1}\n")
+    source = FileSource(mesh)
+    state, rejection = source.load(scan([config, mesh]), time.monotonic())
+    assert state is None
+    assert rejection is not None
+    (error,) = rejection.errors
+    assert (error.file, error.line, error.origin) == (str(mesh), 2, "MeshConfig")
+    assert error.path == "defaultConfig.proxyHeaders.preserveHttp1HeaderCase"
+
+    mesh.write_text("defaultConfig:\n  proxyHeaders: {preserveHttp1HeaderCase: true}\n")
+    state, rejection = source.load(scan([config, mesh]), time.monotonic())
+    assert rejection is None
+    assert state is not None
+    assert state.compiler.settings.preserve_header_case
+
+
 def test_identical_proxies_share_one_compile(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(SERVICE.format(name="a", port=7000))
     state, _ = FileSource().load(scan([tmp_path]), time.monotonic())
