@@ -9,6 +9,10 @@ for the port, the subset's policy, the subset's port-level settings.
 
 - `loadBalancer.simple` ROUND_ROBIN, RANDOM, LEAST_REQUEST/LEAST_CONN → `lb_policy`
   (Istio's default, least_request, when unset);
+- the rule's annotation `meshcore.io/load-balancer: PEAK_EWMA` → `lb_policy` peak_ewma, as
+  if it were the rule's own `loadBalancer`: port-level settings and subsets that set a
+  `loadBalancer` still replace it. With `spec.trafficPolicy.loadBalancer` set too, the
+  annotation is ignored, with a warning (Istio never reads it: the Istio field wins);
 - `loadBalancer.consistentHash` → `lb_policy` maglev (with `maglev`) or ring_hash, and
   `hash_policy` (httpHeaderName, httpCookie, httpQueryParameterName, useSourceIp);
 - `connectionPool.tcp.connectTimeout` → `connect_timeout_ms` (MeshConfig `connectTimeout`,
@@ -40,6 +44,7 @@ from meshcore.compile.snapshot import (
     Origin,
 )
 from meshcore.config import DestinationRule
+from meshcore.config.annotations import LOAD_BALANCER, load_balancer_annotation
 from meshcore.config.durations import NANOS_PER_MS, parse_duration
 from meshcore.config.networking import (
     ConnectionPoolSettings,
@@ -80,6 +85,8 @@ def millis(duration: str | None) -> int | None:
 class _Policy:
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
+    annotated_lb: str | None = None
+    """The `lb_policy` the rule's annotation asks for where no `loadBalancer` is set."""
 
     def layer(self, policy: SubsetTrafficPolicy | None, port: int) -> _Policy:
         if policy is None:
@@ -87,12 +94,14 @@ class _Policy:
         merged = _Policy(
             policy.load_balancer or self.load_balancer,
             policy.connection_pool or self.connection_pool,
+            self.annotated_lb,
         )
         for level in policy.port_level_settings or ():
             if level.port is not None and level.port.number == port:
                 merged = _Policy(
                     level.load_balancer or merged.load_balancer,
                     level.connection_pool or merged.connection_pool,
+                    self.annotated_lb,
                 )
         return merged
 
@@ -158,7 +167,9 @@ class ClusterBuilder:
         self, service: Service, port: ServicePort, rule: DestinationRule | None
     ) -> list[Cluster]:
         """The default cluster of `service:port`, then one per subset of `rule`."""
-        base = _Policy().layer(rule.spec.traffic_policy if rule else None, port.number)
+        base = _Policy(annotated_lb=self._annotated_lb(rule)).layer(
+            rule.spec.traffic_policy if rule else None, port.number
+        )
         origin = (
             Origin(
                 kind="DestinationRule",
@@ -182,6 +193,25 @@ class ClusterBuilder:
             clusters.append(self._cluster(service, port, subset, policy, subset_origin))
         return clusters
 
+    def _annotated_lb(self, rule: DestinationRule | None) -> str | None:
+        """The `lb_policy` of `meshcore.io/load-balancer`, unless the rule's own
+        `loadBalancer` is set too: then the Istio field wins, and the user is told."""
+        annotated = load_balancer_annotation(rule) if rule is not None else None
+        if annotated is None or rule is None:
+            return None
+        policy = rule.spec.traffic_policy
+        if policy is not None and policy.load_balancer is not None:
+            value = (rule.metadata.annotations or {})[LOAD_BALANCER]
+            self._report.warn(
+                rule.origin,
+                f"annotation {LOAD_BALANCER}: {value} is ignored because "
+                "spec.trafficPolicy.loadBalancer is set too (the Istio field wins); "
+                "remove one of them",
+                "spec.trafficPolicy.loadBalancer",
+            )
+            return None
+        return annotated
+
     def _cluster(
         self,
         service: Service,
@@ -194,7 +224,7 @@ class ClusterBuilder:
             "outbound", port.number, subset.name if subset else "", service.hostname
         )
         fields: dict[str, Any] = {"name": name, "origin": origin}
-        fields.update(self._lb_fields(policy.load_balancer))
+        fields.update(self._lb_fields(policy.load_balancer, policy.annotated_lb))
         fields.update(self._pool_fields(policy.connection_pool, port))
         if service.resolution is Resolution.NONE:
             fields["kind"] = "original_dst"
@@ -245,9 +275,9 @@ class ClusterBuilder:
                 )
         return endpoints
 
-    def _lb_fields(self, lb: LoadBalancerSettings | None) -> dict[str, Any]:
+    def _lb_fields(self, lb: LoadBalancerSettings | None, annotated: str | None) -> dict[str, Any]:
         if lb is None:
-            return {"lb_policy": DEFAULT_LB_POLICY}
+            return {"lb_policy": annotated or DEFAULT_LB_POLICY}
         if lb.consistent_hash is not None:
             ch = lb.consistent_hash
             policy: HashPolicy

@@ -18,6 +18,7 @@ from typing import Any
 from meshcore.config import networking as net
 from meshcore.config import security as sec
 from meshcore.config import telemetry as tel
+from meshcore.config.annotations import LOAD_BALANCER, annotation_path, load_balancer_error
 from meshcore.config.base import IstioResource
 from meshcore.config.diagnostics import SCHEMA_VALIDATION_ERROR, SCHEMA_WARNING, Diagnostic, Level
 from meshcore.config.durations import NANOS_PER_MS, DurationError, parse_duration
@@ -594,6 +595,7 @@ def validate_destination_rule(dr: net.DestinationRule, out: Findings) -> None:
     """Istio's DestinationRule webhook checks."""
     spec = dr.spec
     out.check("spec.host", wildcard_domain(spec.host))
+    out.check(annotation_path(LOAD_BALANCER), load_balancer_error(dr))
     _traffic_policy(spec.traffic_policy, "spec.trafficPolicy", out)
     names: set[str] = set()
     for where, subset in _each(spec.subsets, "spec.subsets"):
