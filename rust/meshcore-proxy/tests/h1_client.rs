@@ -308,6 +308,33 @@ fn a_response_that_is_not_http_is_a_502_upe_naming_why() {
     assert_flag_counted(&plane, "UPE", 2);
 }
 
+/// With `preserve_header_case` the upstream request goes through hyper's client, whose
+/// parse errors are the same explained 502 UPE.
+#[test]
+fn a_response_that_is_not_http_through_hypers_client_is_a_502_upe_too() {
+    let rt = support::http::runtime();
+    let plane = start_one_worker();
+    let (upstream, _seen) = scripted_upstream(&rt, vec![(b"SSH-2.0-OpenSSH_9.6\r\n", true)]);
+    let proxy = apply_http(
+        &plane,
+        vec![route_config(&["*"], vec![forward_to("raw")])],
+        vec![http_cluster("raw", "http1", &[upstream])],
+        json!({"preserve_header_case": true}),
+    );
+    let response = exchange(proxy, GET);
+    assert_explained(
+        &support::http::Reply::from_raw(&response),
+        &Explained {
+            status: 502,
+            flags: "UPE",
+            error: "http_protocol_error",
+            by: "RouteConfig/rc vh routes[0] -> raw",
+            details: "bad upstream response: invalid HTTP version parsed",
+        },
+    );
+    assert_flag_counted(&plane, "UPE", 1);
+}
+
 /// An idle connection has no task watching it: the pool's reaper looks every 5 s, so a
 /// close by the upstream is let go of (and counted closed) with no request to notice it.
 #[test]
