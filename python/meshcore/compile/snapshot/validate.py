@@ -160,7 +160,7 @@ class _Walk:
             self.error(path, "out_of_range", "must be between 1 and 65535")
         return port != 0
 
-    def listener(
+    def listener(  # noqa: PLR0912 - one branch per rule, in validate.rs's order
         self,
         i: int,
         listener: Listener,
