@@ -53,7 +53,12 @@ from meshcore.compile.scope import (
     labels_match,
     sidecar_scope,
 )
-from meshcore.compile.settings import detect_timeout_ms, proxy_settings, with_detect_timeout
+from meshcore.compile.settings import (
+    detect_timeout_ms,
+    proxy_settings,
+    unapplied_fields,
+    with_detect_timeout,
+)
 from meshcore.compile.snapshot import (
     DEFAULT_CONNECT_TIMEOUT_MS,
     Cluster,
@@ -72,6 +77,7 @@ from meshcore.compile.snapshot import (
     validate_snapshot,
 )
 from meshcore.config import DestinationRule, Diagnostic, MeshConfig, VirtualService
+from meshcore.config.mesh import ORIGIN as MESH_ORIGIN
 from meshcore.config.networking import L4MatchAttributes
 from meshcore.registry import (
     PortProtocol,
@@ -348,6 +354,8 @@ class _ProxyCompilation:
         self._egress_listeners()
         self._inbound()
         self._fill_missing_clusters()
+        for path, message in unapplied_fields(self.compiler.index.mesh):
+            self.report.warn(MESH_ORIGIN, message, path)
         body = Snapshot(
             version="pending",
             settings=self.compiler.settings,

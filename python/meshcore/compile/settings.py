@@ -10,7 +10,8 @@ listeners wait to detect a protocol.
   no timeout) → 0, which the data plane reads the same way.
 
 Unset fields keep the snapshot's defaults. Each value is computed once per config, not per
-proxy: mesh config is the same for every proxy.
+proxy: mesh config is the same for every proxy. Fields meshcore accepts but does not apply
+yet are reported, once per compiled proxy, by `unapplied_fields`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,24 @@ def proxy_settings(mesh: MeshConfig) -> ProxySettings:
         }
         fields.update({name: value for name, value in limits.items() if value is not None})
     return ProxySettings(**fields)
+
+
+_UNAPPLIED = {
+    "trust_domain": ("trustDomain", "identities use cluster.local until mTLS lands"),
+    "trust_domain_aliases": ("trustDomainAliases", "no policy reads them yet"),
+    "enable_auto_mtls": ("enableAutoMtls", "the data plane has no mTLS yet"),
+    "access_log_format": ("accessLogFormat", "access logs use Istio's default format"),
+}
+"""Mesh config fields accepted (Istio configs carry them) whose effect meshcore lacks."""
+
+
+def unapplied_fields(mesh: MeshConfig) -> list[tuple[str, str]]:
+    """(field, why) for each field set in `mesh` that meshcore does not apply yet."""
+    return [
+        (name, f"meshConfig.{name} is accepted but not applied yet: {why}")
+        for field, (name, why) in _UNAPPLIED.items()
+        if field in mesh.model_fields_set
+    ]
 
 
 def detect_timeout_ms(mesh: MeshConfig) -> int | None:

@@ -122,3 +122,15 @@ def test_protocol_detection_timeout_0s_means_no_timeout_as_in_istio() -> None:
 def test_protocol_detection_timeout_rounds_down_to_whole_milliseconds() -> None:
     found = _detect_timeouts(_mesh('{"protocolDetectionTimeout": "1.9ms"}'))
     assert found[("outbound-http-proxy", "auto")] == 1
+
+
+def test_mesh_fields_accepted_but_not_applied_are_reported_not_ignored() -> None:
+    mesh = MeshConfig.model_validate(
+        {"trustDomain": "example.org", "accessLogFormat": "%START_TIME%\n"}
+    )
+    compiled = compile_text(WORKLOAD, "c.a", mesh=mesh)
+    warnings = {d.path: d.message for d in compiled.diagnostics if d.origin == "MeshConfig"}
+    assert set(warnings) == {"trustDomain", "accessLogFormat"}
+    assert "not applied yet" in warnings["accessLogFormat"]
+    quiet = compile_text(WORKLOAD, "c.a", mesh=MeshConfig())
+    assert not [d for d in quiet.diagnostics if d.origin == "MeshConfig"]
