@@ -131,6 +131,7 @@ fn admin_server_answers_ready_stats_and_config_dump() {
             "address",
             "connections_active",
             "connections_opened",
+            "declared_opaque",
             "detect_timeouts",
             "detected_http1",
             "detected_http2",
