@@ -72,6 +72,61 @@ fn preserve_header_case_keeps_the_case_both_ways() {
     }
 }
 
+/// With `preserve_header_case` the own server still serves the connection, so a malformed
+/// request after a good one is explained like any other (hyper's server would have sent a
+/// bare 400), and names the proxy adds or edits go out in lower case next to kept ones.
+#[test]
+fn preserve_header_case_explains_a_malformed_request_after_a_good_one() {
+    let rt = support::http::runtime();
+    let plane = start();
+    let (heads, upstream_heads) = mpsc::channel();
+    let upstream = mixed_case_upstream(&rt, heads);
+    let route = json!({
+        "matches": [{"uri": {"prefix": "/"}}],
+        "request_headers": {"set": {"X-Added": "1"}},
+        "response_headers": {"set": {"X-Edited": "2"}},
+        "route": {"clusters": [{"name": "raw"}]}
+    });
+    let proxy = apply_http(
+        &plane,
+        vec![support::http::route_config(&["*"], vec![route])],
+        vec![http_cluster("raw", "http1", &[upstream])],
+        json!({"preserve_header_case": true}),
+    );
+    let mut client = connect(proxy);
+    client
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: app\r\nX-Custom-Header: A\r\nx-CUSTOM-header: B\r\n\r\n",
+        )
+        .expect("writes");
+    let (head, body) = read_raw_response(&mut client);
+    assert_eq!(body, b"ok");
+    let upstream_head = upstream_heads.recv().expect("upstream read a request");
+    assert!(
+        upstream_head.contains("\r\nX-Custom-Header: A\r\nx-CUSTOM-header: B\r\n"),
+        "{upstream_head}"
+    );
+    assert!(
+        upstream_head.contains("\r\nx-added: 1\r\n"),
+        "{upstream_head}"
+    );
+    // The response's fields went through the map (a field was edited): case still kept.
+    assert!(head.contains("\r\nX-Upstream-Case: Kept\r\n"), "{head}");
+    assert!(head.contains("\r\nx-edited: 2\r\n"), "{head}");
+
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: app\r\nno colon here\r\n\r\n")
+        .expect("writes");
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).expect("reads to close");
+    let response = String::from_utf8_lossy(&response);
+    assert_explained(
+        &Reply::from_raw(&response),
+        &malformed("malformed request head: invalid header name"),
+    );
+    assert_flag_counted(&plane, "DPE", 1);
+}
+
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let rt = support::http::runtime();

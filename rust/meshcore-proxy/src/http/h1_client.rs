@@ -27,7 +27,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use hyper::header::{self, HeaderMap};
+use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::{Method, Response, StatusCode, Version};
 use smallvec::SmallVec;
 use tokio::io::AsyncWriteExt;
@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 
 use super::body::{Body, BoxError};
 use super::h1_codec::{Framing, FramingFields, INLINE_FIELDS, Remaining, decode, encode_field};
+use super::header_case::{HeaderCase, encode_spelled};
 use super::headers::is_hop_by_hop;
 use super::pool::Closed;
 use super::raw_headers::{RawHeaders, fields_map};
@@ -144,6 +145,14 @@ impl H1Connection {
         // Not an `async fn`: see `server::handle`.
         async move {
             let head_request = parts.method == Method::HEAD;
+            // A request whose names kept their case gets its response's kept too; those
+            // fields go through the map (raw fields are written in lower case).
+            let spelled = parts.extensions.get::<HeaderCase>().is_some();
+            let read = Read {
+                head_request,
+                raw: raw && !spelled,
+                spelled,
+            };
             let length = body.size_hint().exact();
             let chunked = encode_head(&mut self.head, parts, length, body.is_end_stream());
             if let Err(e) = self.stream.write_all(&self.head).await {
@@ -152,7 +161,7 @@ impl H1Connection {
             }
             if let Err(failure) = self.write_body(&mut body, chunked).await {
                 // The upstream may have answered before it stopped reading (413 and close).
-                return match self.read_head(head_request, raw).await {
+                return match self.read_head(read).await {
                     Ok(mut head) => {
                         head.keep_alive = false;
                         Ok(head)
@@ -160,7 +169,7 @@ impl H1Connection {
                     Err(_) => Err(failure),
                 };
             }
-            self.read_head(head_request, raw).await
+            self.read_head(read).await
         }
     }
 
@@ -199,9 +208,9 @@ impl H1Connection {
     }
 
     /// Reads until a final (non-1xx) response head has arrived.
-    async fn read_head(&mut self, head_request: bool, raw: bool) -> Result<ResponseHead, H1Error> {
+    async fn read_head(&mut self, read: Read) -> Result<ResponseHead, H1Error> {
         loop {
-            if let Some(head) = parse_head(&mut self.buffer, head_request, raw)? {
+            if let Some(head) = parse_head(&mut self.buffer, read)? {
                 return Ok(head);
             }
             if self.buffer.len() >= MAX_HEAD_BYTES {
@@ -241,9 +250,16 @@ fn encode_head(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut declared = false;
-    for (name, value) in &parts.headers {
-        declared |= name == header::CONTENT_LENGTH;
-        encode_field(out, name, value);
+    if let Some(case) = parts.extensions.get::<HeaderCase>() {
+        for (spelled, name, value) in case.fields(&parts.headers) {
+            declared |= name == header::CONTENT_LENGTH;
+            encode_spelled(out, spelled, value);
+        }
+    } else {
+        for (name, value) in &parts.headers {
+            declared |= name == header::CONTENT_LENGTH;
+            encode_field(out, name, value);
+        }
     }
     let chunked = match (declared, length) {
         (true, _) => false,
@@ -267,13 +283,25 @@ fn encode_head(
     chunked
 }
 
+/// How a response head is to be read.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    /// The request was HEAD: the response has no body whatever it declares.
+    head_request: bool,
+    /// Keep the fields as they arrived (`raw_headers.rs`).
+    raw: bool,
+    /// Note how each name was spelled (`header_case.rs`).
+    spelled: bool,
+}
+
 /// A final response head from the front of `buffer` (consumed), skipping 1xx heads;
 /// `None` while incomplete.
-fn parse_head(
-    buffer: &mut BytesMut,
-    head_request: bool,
-    raw: bool,
-) -> Result<Option<ResponseHead>, H1Error> {
+fn parse_head(buffer: &mut BytesMut, read: Read) -> Result<Option<ResponseHead>, H1Error> {
+    let Read {
+        head_request,
+        raw,
+        spelled,
+    } = read;
     loop {
         if buffer.is_empty() {
             // Nothing read yet: nothing to parse.
@@ -328,6 +356,7 @@ fn parse_head(
             fields.push([name, name_end, value, value_end]);
         }
         let head = buffer.split_to(length).freeze();
+        let case = spelled.then(|| spellings(&head, &fields));
         // The map is built from the offsets directly: no copy of them for that path.
         let (map, raw) = if raw {
             (
@@ -340,6 +369,9 @@ fn parse_head(
         let (framing, framed) = framing(noted.clone(), status, head_request)?;
         let keep_alive = framed && version == Version::HTTP_11 && !noted.close;
         let mut response = Response::new(());
+        if let Some(case) = case {
+            response.extensions_mut().insert(case);
+        }
         *response.status_mut() = status;
         *response.version_mut() = version;
         *response.headers_mut() = map;
@@ -350,6 +382,19 @@ fn parse_head(
             raw,
         }));
     }
+}
+
+/// How the names of the fields at `spans` of `head` were spelled.
+fn spellings(head: &Bytes, spans: &[[u32; 4]]) -> HeaderCase {
+    let mut case = HeaderCase::with_capacity(spans.len());
+    for &[name_start, name_end, ..] in spans {
+        let spelled = head.slice(name_start as usize..name_end as usize);
+        // A name that does not parse fails the head's map anyway.
+        if let Ok(name) = HeaderName::from_bytes(&spelled) {
+            case.note(&name, spelled);
+        }
+    }
+    case
 }
 
 /// The body's framing, and whether it leaves the connection reusable.
@@ -512,15 +557,27 @@ impl<D: FnOnce(Box<H1Connection>, bool) + Unpin> HttpBody for H1Body<D> {
 #[cfg(feature = "fuzzing")]
 pub(crate) fn decode_response(bytes: &[u8]) {
     let mut buffer = BytesMut::from(bytes);
-    // Fields kept as they arrived, or parsed into a map: both ways are taken.
-    let raw = bytes.first().is_some_and(|b| b & 1 == 1);
-    let Ok(Some(head)) = parse_head(&mut buffer, false, raw) else {
+    // Fields kept as they arrived, or parsed into a map (names' spellings noted or not):
+    // every way is taken.
+    let flags = bytes.first().copied().unwrap_or(0);
+    let spelled = flags & 2 == 2;
+    let read = Read {
+        head_request: false,
+        raw: flags & 1 == 1 && !spelled,
+        spelled,
+    };
+    let Ok(Some(head)) = parse_head(&mut buffer, read) else {
         return;
     };
+    let mut out = Vec::new();
     if let Some(raw) = head.raw {
-        let mut out = Vec::new();
         for (name, value) in raw.iter() {
             super::raw_headers::encode_raw_field(&mut out, name, value);
+        }
+    }
+    if let Some(case) = head.response.extensions().get::<HeaderCase>() {
+        for (spelled, _, value) in case.fields(head.response.headers()) {
+            encode_spelled(&mut out, spelled, value);
         }
     }
     let mut remaining = Remaining::of(head.framing);
@@ -531,15 +588,31 @@ pub(crate) fn decode_response(bytes: &[u8]) {
 mod tests {
     use super::*;
 
+    impl Read {
+        /// A GET's response, its fields kept as they arrived when `raw`.
+        fn raw(raw: bool) -> Self {
+            Self {
+                head_request: false,
+                raw,
+                spelled: false,
+            }
+        }
+    }
+
     fn head(bytes: &[u8], head_request: bool) -> Result<Option<ResponseHead>, H1Error> {
-        parse_head(&mut BytesMut::from(bytes), head_request, false)
+        let read = Read {
+            head_request,
+            raw: false,
+            spelled: false,
+        };
+        parse_head(&mut BytesMut::from(bytes), read)
     }
 
     #[test]
     fn raw_fields_leave_the_map_empty_and_framing_fields_out() {
         let bytes = b"HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\n\
             Content-Length: 2\r\nX-A: b\r\n\r\nhi";
-        let h = parse_head(&mut BytesMut::from(&bytes[..]), false, true)
+        let h = parse_head(&mut BytesMut::from(&bytes[..]), Read::raw(true))
             .unwrap()
             .unwrap();
         assert!(h.response.headers().is_empty());
@@ -565,7 +638,7 @@ mod tests {
             .collect();
         let bytes = format!("HTTP/1.1 200 OK\r\n{many}content-length: 0\r\n\r\n");
         for raw in [false, true] {
-            let h = parse_head(&mut BytesMut::from(bytes.as_bytes()), false, raw)
+            let h = parse_head(&mut BytesMut::from(bytes.as_bytes()), Read::raw(raw))
                 .unwrap()
                 .unwrap();
             let map = match h.raw {
@@ -585,7 +658,7 @@ mod tests {
             "Proxy-Authenticate: Basic",
         ] {
             let bytes = format!("HTTP/1.1 200 OK\r\n{field}\r\ncontent-length: 0\r\n\r\n");
-            let h = parse_head(&mut BytesMut::from(bytes.as_bytes()), false, true)
+            let h = parse_head(&mut BytesMut::from(bytes.as_bytes()), Read::raw(true))
                 .unwrap()
                 .unwrap();
             assert!(h.raw.is_none(), "{field}");

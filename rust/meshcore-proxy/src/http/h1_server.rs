@@ -48,6 +48,7 @@ use super::body::{self, Body, BoxError};
 use super::h1_codec::{
     Chunk, FramingFields, INLINE_FIELDS, Remaining, decode, encode_field, named,
 };
+use super::header_case::{HeaderCase, encode_spelled};
 use super::headers::X_REQUEST_ID;
 use super::raw_headers::{RawHeaders, Writer, encode_raw_field};
 use super::request_id;
@@ -137,10 +138,6 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
             expect: Expect::Settled,
         }),
     });
-    if settings.preserve_header_case {
-        // Case is kept by hyper's parser and encoder only.
-        return server::serve_http1(Replay(inbound), downstream).await;
-    }
     let activity = Arc::new(Activity::new());
     let listener = Arc::clone(&downstream.listener);
     let stop = pin!(stopped(
@@ -239,7 +236,7 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
     loop {
         {
             let mut read = inbound.read();
-            if let Some(next) = parse_request(&mut read, inbound)? {
+            if let Some(next) = parse_request(&mut read, inbound, settings.preserve_header_case)? {
                 return Ok(next);
             }
             if read.buffer.len() > settings.parser_buffer() {
@@ -277,8 +274,13 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
 }
 
 /// The request at the front of the buffer (its head consumed), `None` while incomplete.
-fn parse_request(read: &mut ReadSide, inbound: &Arc<Inbound>) -> Result<Option<Next>, HeadError> {
-    let Some(head) = parse_head(&mut read.buffer)? else {
+/// With `spelled`, the request notes how its field names were spelled (`header_case.rs`).
+fn parse_request(
+    read: &mut ReadSide,
+    inbound: &Arc<Inbound>,
+    spelled: bool,
+) -> Result<Option<Next>, HeadError> {
+    let Some(head) = parse_request_head(&mut read.buffer, spelled)? else {
         return Ok(None);
     };
     let Head::Request(mut request, noted, expects) = head else {
@@ -343,9 +345,16 @@ enum Head {
     ForHyper,
 }
 
-/// Parses a request head at the front of `buffer`, consuming it when this loop serves it;
-/// `None` while incomplete. The request's body is empty; the caller frames it.
+/// [`parse_request_head`] with names to lower case (the default).
+#[cfg(any(test, feature = "fuzzing"))]
 fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    parse_request_head(buffer, false)
+}
+
+/// Parses a request head at the front of `buffer`, consuming it when this loop serves it;
+/// `None` while incomplete. The request's body is empty; the caller frames it. With
+/// `spelled`, the request's extensions say how each field's name was spelled.
+fn parse_request_head(buffer: &mut BytesMut, spelled: bool) -> Result<Option<Head>, HeadError> {
     if buffer.is_empty() {
         // Between requests: nothing to parse yet.
         return Ok(None);
@@ -411,6 +420,7 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     })?;
     // Room for what the forwarding adds (request id, x-forwarded-*), so it does not grow.
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
+    let mut case = spelled.then(|| HeaderCase::with_capacity(spans.len()));
     for span in &spans {
         let [name_start, name_end, value_start, value_end] = span.map(|o| o as usize);
         let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| {
@@ -421,6 +431,9 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         })?;
         let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
             .map_err(|_| bad(format!("value of header {name}")))?;
+        if let Some(case) = &mut case {
+            case.note(&name, head.slice(name_start..name_end));
+        }
         headers.append(name, value);
     }
     if !has_request_id {
@@ -431,6 +444,9 @@ fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
+    if let Some(case) = case {
+        request.extensions_mut().insert(case);
+    }
     Ok(Some(Head::Request(request, noted, expects)))
 }
 
@@ -707,17 +723,27 @@ fn encode_head(
         dated |= name.len() == 4 && named(name, "date");
         encode_raw_field(out, name, value);
     }
-    for (name, value) in &parts.headers {
+    let mut field = |spelled: &[u8], name: &HeaderName, value: &HeaderValue| {
         // Framing and persistence are this hop's to say.
         if name == header::CONTENT_LENGTH
             || name == header::CONNECTION
             || name == header::TRANSFER_ENCODING
         {
             let _ = noted.note(name.as_str(), value.as_bytes());
-            continue;
+            return;
         }
         dated |= name == header::DATE;
-        encode_field(out, name, value);
+        encode_spelled(out, spelled, value);
+    };
+    // The map's fields, names as the upstream spelled them when those were noted.
+    if let Some(case) = parts.extensions.get::<HeaderCase>() {
+        for (spelled, name, value) in case.fields(&parts.headers) {
+            field(spelled, name, value);
+        }
+    } else {
+        for (name, value) in &parts.headers {
+            field(name.as_str().as_bytes(), name, value);
+        }
     }
     let declared = noted.content_length.and_then(Result::ok);
     let framing = match (bodiless, declared.or(known)) {

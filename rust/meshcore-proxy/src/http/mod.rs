@@ -50,6 +50,7 @@ mod detect;
 mod h1_client;
 mod h1_codec;
 mod h1_server;
+mod header_case;
 pub(crate) mod headers;
 mod malformed;
 pub(crate) mod matcher;

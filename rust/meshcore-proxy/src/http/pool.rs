@@ -381,7 +381,7 @@ impl EndpointPool {
         }
         let meter = UpstreamMeter::open(Arc::clone(&meters.cluster), Arc::clone(&meters.totals));
         let address = self.address;
-        if wire == Wire::Http1 && pooled && !settings.preserve_header_case {
+        if wire == Wire::Http1 && pooled {
             let connection = H1Connection::new(stream, address, meter, closed);
             return Ok(self.fresh(Sender::Direct(Box::new(connection)), settings, pooled));
         }
