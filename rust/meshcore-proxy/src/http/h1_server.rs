@@ -17,11 +17,14 @@
 //!   explained 400 or 431 (flag DPE, `proxy-status`, the decision header, a log line),
 //!   then close — on every request of the connection, not only the first.
 //!
+//! With `preserve_header_case`, each request notes how its names were spelled
+//! (`header_case.rs`), for the own client to write them so, and the response's noted
+//! spellings are written back.
+//!
 //! What it leaves to hyper is rare and stateful: a request asking for an `Upgrade` (or
-//! CONNECT), HTTP/1.0, an expectation other than `100-continue`, more header fields than
-//! are parsed here, and listeners that preserve header-name case. Such a request, and the
-//! rest of its connection, go to hyper's server ([`server::serve_http1`]) with the bytes
-//! read so far replayed.
+//! CONNECT), HTTP/1.0, an expectation other than `100-continue`, and more header fields
+//! than are parsed here. Such a request, and the rest of its connection, go to hyper's
+//! server ([`server::serve_http1`]) with the bytes read so far replayed.
 //!
 //! A connection stops taking requests when the listener's idle timeout passes with no
 //! request in flight or its direction drains: at once when it waits for a request, else
