@@ -383,6 +383,22 @@ def test_unknown_destinations_pass_through_under_allow_any(mesh: Mesh) -> None:
     assert after["connections_opened"] == passthrough["connections_opened"] + 2
 
 
+def test_a_declared_opaque_port_is_greeted_without_waiting_for_detection(mesh: Mesh) -> None:
+    snapshot = client_snapshot("client-o1", {"v1": 1})
+    # Detection would hold a silent client for a minute; the port is declared opaque, so
+    # the server-first greeting must come at once (the exchange waits 1.5 s for it).
+    snapshot["listeners"][0] |= {"detect_timeout_ms": 60_000, "opaque_ports": [OUTSIDE_TCP_PORT]}
+    mesh.client_sidecar.reload(snapshot)
+    before = mesh.client_sidecar.listener("virtualOutbound")
+
+    greeting = mesh.tcp_exchange(mesh.outside.address, OUTSIDE_TCP_PORT, "")
+
+    assert greeting == "outside\n"
+    after = mesh.client_sidecar.listener("virtualOutbound")
+    assert after["declared_opaque"] == before["declared_opaque"] + 1
+    assert after["detect_timeouts"] == before["detect_timeouts"]
+
+
 def test_unknown_destinations_are_refused_under_registry_only(mesh: Mesh) -> None:
     mesh.client_sidecar.reload(client_snapshot("client-e", {"v1": 1}, registry_only=True))
     passthrough = mesh.client_sidecar.cluster("PassthroughCluster")
