@@ -110,8 +110,9 @@ class StatusServer:
         return out.text()
 
 
-_LABELS = {"response_flags": "flag"}
-"""The label of each map-valued counter (response flag → count); others use `key`."""
+_LABELS = {"response_flags": "flag", "detected_by_port": "port"}
+"""The label of each map-valued counter (response flag → count); others use `key`. A map
+of maps (port → outcome → count) labels the inner key `outcome`."""
 
 
 def _numbers(out: _Exposition, prefix: str, labels: dict[str, str], fields: dict[str, Any]) -> None:
@@ -124,6 +125,11 @@ def _numbers(out: _Exposition, prefix: str, labels: dict[str, str], fields: dict
             for inner, number in sorted(value.items()):
                 if isinstance(number, bool | int | float):
                     out.metric(f"{prefix}_{key}", {**labels, label: str(inner)}, number)
+                elif isinstance(number, dict):
+                    for outcome, count in sorted(number.items()):
+                        if isinstance(count, bool | int | float):
+                            at = {**labels, label: str(inner), "outcome": str(outcome)}
+                            out.metric(f"{prefix}_{key}", at, count)
 
 
 class _Exposition:

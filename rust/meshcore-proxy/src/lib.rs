@@ -55,4 +55,4 @@ pub use dataplane::{DataPlane, ShutdownReport};
 pub use error::{ApplyError, StartError};
 pub use meshcore_snapshot::Direction;
 pub use options::Options;
-pub use stats::{ClusterStats, ListenerStats, Stats, TotalStats};
+pub use stats::{ClusterStats, ListenerStats, PORTS_COUNTED, PortDetections, Stats, TotalStats};

@@ -7,8 +7,8 @@
 //! does. Per-listener counters belong to the *socket*, like the listener itself.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -73,7 +73,24 @@ pub struct ListenerStats {
     pub detect_timeouts: u64,
     /// `auto` listeners: connections to a declared opaque port, passed to TCP undetected.
     pub declared_opaque: u64,
+    /// The same outcomes by the port the client asked for (the original destination's on
+    /// a capturing listener, else the listener's): up to [`PORTS_COUNTED`] ports, the
+    /// rest under port 0.
+    pub detected_by_port: BTreeMap<u16, PortDetections>,
     pub http_requests: u64,
+}
+
+/// Distinct destination ports a listener counts detection outcomes for.
+pub const PORTS_COUNTED: usize = 256;
+
+/// Protocol detection outcomes of connections to one destination port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PortDetections {
+    pub http1: u64,
+    pub http2: u64,
+    pub tcp: u64,
+    pub timeouts: u64,
+    pub declared_opaque: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -233,6 +250,8 @@ pub(crate) struct ListenerCounters {
     detected_tcp: AtomicU64,
     detect_timeouts: AtomicU64,
     declared_opaque: AtomicU64,
+    /// Once per connection, not per request: a lock is cheap there.
+    by_port: Mutex<BTreeMap<u16, PortDetections>>,
     http_requests: AtomicU64,
 }
 
@@ -241,19 +260,33 @@ impl ListenerCounters {
         read(&self.connections_active)
     }
 
-    pub(crate) fn detected(&self, detected: Detected) {
-        match detected {
-            Detected::Http1 => add(&self.detected_http1, 1),
-            Detected::Http2 => add(&self.detected_http2, 1),
-            Detected::Opaque => add(&self.detected_tcp, 1),
-            Detected::Timeout => add(&self.detect_timeouts, 1),
-            Detected::Closed => {}
-        }
+    /// What a connection to destination `port` turned out to speak.
+    pub(crate) fn detected(&self, detected: Detected, port: u16) {
+        let (total, of_port): (_, fn(&mut PortDetections) -> &mut u64) = match detected {
+            Detected::Http1 => (&self.detected_http1, |p| &mut p.http1),
+            Detected::Http2 => (&self.detected_http2, |p| &mut p.http2),
+            Detected::Opaque => (&self.detected_tcp, |p| &mut p.tcp),
+            Detected::Timeout => (&self.detect_timeouts, |p| &mut p.timeouts),
+            Detected::Closed => return,
+        };
+        add(total, 1);
+        self.count_port(port, of_port);
     }
 
-    /// A connection to a declared opaque port: passed to TCP without detection.
-    pub(crate) fn declared_opaque(&self) {
+    /// A connection to a declared opaque `port`: passed to TCP without detection.
+    pub(crate) fn declared_opaque(&self, port: u16) {
         add(&self.declared_opaque, 1);
+        self.count_port(port, |p| &mut p.declared_opaque);
+    }
+
+    fn count_port(&self, port: u16, outcome: fn(&mut PortDetections) -> &mut u64) {
+        let mut ports = self.by_port.lock().unwrap_or_else(PoisonError::into_inner);
+        let port = if ports.len() >= PORTS_COUNTED && !ports.contains_key(&port) {
+            0
+        } else {
+            port
+        };
+        *outcome(ports.entry(port).or_default()) += 1;
     }
 
     pub(crate) fn http_request(&self) {
@@ -278,6 +311,11 @@ impl ListenerCounters {
             detected_tcp: read(&self.detected_tcp),
             detect_timeouts: read(&self.detect_timeouts),
             declared_opaque: read(&self.declared_opaque),
+            detected_by_port: self
+                .by_port
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             http_requests: read(&self.http_requests),
         }
     }
@@ -361,5 +399,32 @@ impl Drop for UpstreamMeter {
         self.cluster
             .connections_active
             .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_outcomes_are_counted_by_port_and_past_the_cap_under_port_0() {
+        let counters = ListenerCounters::default();
+        for port in 1..=u16::try_from(PORTS_COUNTED).unwrap() {
+            counters.detected(Detected::Http1, port);
+        }
+        counters.detected(Detected::Opaque, 9080);
+        counters.detected(Detected::Timeout, 1);
+        counters.declared_opaque(3306);
+        counters.detected(Detected::Closed, 60_000);
+        let report = counters.report("l", "127.0.0.1:15001".parse().unwrap(), false);
+        let by_port = &report.detected_by_port;
+        assert_eq!(by_port.len(), PORTS_COUNTED + 1);
+        assert_eq!(by_port[&1].http1, 1);
+        assert_eq!(by_port[&1].timeouts, 1);
+        assert_eq!(by_port[&0].tcp, 1);
+        assert_eq!(by_port[&0].declared_opaque, 1);
+        assert!(!by_port.contains_key(&9080) && !by_port.contains_key(&60_000));
+        assert_eq!(report.detected_http1, PORTS_COUNTED as u64);
+        assert_eq!((report.detected_tcp, report.declared_opaque), (1, 1));
     }
 }

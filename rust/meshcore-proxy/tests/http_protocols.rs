@@ -162,6 +162,11 @@ fn auto_listener_detects_http_and_falls_back_to_tcp() {
     assert_eq!(listener.detected_http1, 1);
     assert_eq!(listener.detected_tcp, 1);
     assert!(listener.detect_timeouts >= 1);
+    // Not captured: every connection counts under the listener's own port.
+    let by_port = &listener.detected_by_port;
+    assert_eq!(by_port.keys().collect::<Vec<_>>(), [&port]);
+    assert_eq!((by_port[&port].http1, by_port[&port].tcp), (1, 1));
+    assert_eq!(by_port[&port].timeouts, listener.detect_timeouts);
 }
 
 #[test]
@@ -280,6 +285,9 @@ fn a_declared_opaque_port_is_not_detected_so_a_server_first_protocol_greets_at_o
     assert_eq!(declared.detected_tcp + declared.detect_timeouts, 0);
     assert_eq!(undeclared.declared_opaque, 0);
     assert_eq!(undeclared.detected_tcp, 1);
+    let port = declared.port;
+    assert_eq!(declared.detected_by_port[&port].declared_opaque, 1);
+    assert_eq!(undeclared.detected_by_port[&undeclared.port].tcp, 1);
 }
 
 #[test]

@@ -133,6 +133,7 @@ fn admin_server_answers_ready_stats_and_config_dump() {
             "connections_opened",
             "declared_opaque",
             "detect_timeouts",
+            "detected_by_port",
             "detected_http1",
             "detected_http2",
             "detected_tcp",

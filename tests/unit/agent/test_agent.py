@@ -54,7 +54,15 @@ def test_merged_metrics_are_prometheus_text() -> None:
             "bytes_upstream": 12345678901,
             "response_flags": {"NR": 2, "UH": 0},
         },
-        "listeners": [{"name": "l1", "port": 1, "connections_opened": 2, "draining": False}],
+        "listeners": [
+            {
+                "name": "l1",
+                "port": 1,
+                "connections_opened": 2,
+                "draining": False,
+                "detected_by_port": {"9080": {"http1": 4, "tcp": 0}, "3306": {"tcp": 1}},
+            }
+        ],
         "clusters": [{"name": "outbound|80||a", "connect_failures": 1}],
     }
     text = server.prometheus(stats)
@@ -69,7 +77,11 @@ def test_merged_metrics_are_prometheus_text() -> None:
     assert 'meshcore_proxy_listener_connections_opened_total{listener="l1"} 2' in lines
     assert 'meshcore_proxy_listener_draining{listener="l1"} 0' in lines
     assert 'meshcore_proxy_cluster_connect_failures_total{cluster="outbound|80||a"} 1' in lines
-    assert not any("port" in line for line in lines if not line.startswith("#"))
+    by_port = "meshcore_proxy_listener_detected_by_port_total"
+    assert f'{by_port}{{listener="l1",outcome="http1",port="9080"}} 4' in lines
+    assert f'{by_port}{{listener="l1",outcome="tcp",port="3306"}} 1' in lines
+    # The listener's own port is a label of nothing, not a series.
+    assert not any(line.startswith("meshcore_proxy_listener_port") for line in lines)
     assert len([line for line in lines if line.startswith("# TYPE")]) == len(
         {line.split()[2] for line in lines if line.startswith("# TYPE")}
     )

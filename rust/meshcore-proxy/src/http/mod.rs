@@ -157,9 +157,11 @@ pub(crate) async fn serve_connection(
         debug!(%peer, error = %e, "cannot set TCP_NODELAY downstream");
     }
     let auto = listener.protocol == Protocol::Auto;
+    // The port the client asked for: the original destination's when captured.
+    let port = original_dst.port().unwrap_or(local.port());
     // A declared server-first port would never send the bytes detection waits for.
-    if auto && listener.declared_opaque(original_dst.port().unwrap_or(local.port())) {
-        counters.declared_opaque();
+    if auto && listener.declared_opaque(port) {
+        counters.declared_opaque(port);
         opaque(stream, Bytes::new(), peer, original_dst, listener, meter).await;
         return;
     }
@@ -188,7 +190,7 @@ pub(crate) async fn serve_connection(
         meter.totals().idle_timeout();
         return;
     }
-    counters.detected(detected);
+    counters.detected(detected, port);
     let wire = match detected {
         Detected::Http1 => Wire::Http1,
         Detected::Http2 => Wire::Http2,
