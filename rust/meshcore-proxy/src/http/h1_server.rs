@@ -239,7 +239,7 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
     loop {
         {
             let mut read = inbound.read();
-            if let Some(next) = parse_request(&mut read, inbound, settings.preserve_header_case)? {
+            if let Some(next) = parse_request(&mut read, inbound, settings)? {
                 return Ok(next);
             }
             if read.buffer.len() > settings.parser_buffer() {
@@ -277,13 +277,17 @@ async fn next_request(inbound: &Arc<Inbound>, settings: &HttpSettings) -> Result
 }
 
 /// The request at the front of the buffer (its head consumed), `None` while incomplete.
-/// With `spelled`, the request notes how its field names were spelled (`header_case.rs`).
 fn parse_request(
     read: &mut ReadSide,
     inbound: &Arc<Inbound>,
-    spelled: bool,
+    settings: &HttpSettings,
 ) -> Result<Option<Next>, HeadError> {
-    let Some(head) = parse_request_head(&mut read.buffer, spelled)? else {
+    let head = parse_request_head(
+        &mut read.buffer,
+        settings.preserve_header_case,
+        settings.max_headers,
+    )?;
+    let Some(head) = head else {
         return Ok(None);
     };
     let Head::Request(mut request, noted, expects) = head else {
@@ -348,16 +352,23 @@ enum Head {
     ForHyper,
 }
 
-/// [`parse_request_head`] with names to lower case (the default).
+/// [`parse_request_head`] with names to lower case, a head of more fields than are parsed
+/// here left to hyper (as when `max_request_headers` is over [`MAX_HEADERS`]).
 #[cfg(any(test, feature = "fuzzing"))]
 fn parse_head(buffer: &mut BytesMut) -> Result<Option<Head>, HeadError> {
-    parse_request_head(buffer, false)
+    parse_request_head(buffer, false, usize::MAX)
 }
 
 /// Parses a request head at the front of `buffer`, consuming it when this loop serves it;
 /// `None` while incomplete. The request's body is empty; the caller frames it. With
-/// `spelled`, the request's extensions say how each field's name was spelled.
-fn parse_request_head(buffer: &mut BytesMut, spelled: bool) -> Result<Option<Head>, HeadError> {
+/// `spelled`, the request's extensions say how each field's name was spelled. A head of
+/// more than [`MAX_HEADERS`] fields is over `max_headers` when that is no more (an
+/// explained 431), else hyper's to parse.
+fn parse_request_head(
+    buffer: &mut BytesMut,
+    spelled: bool,
+    max_headers: usize,
+) -> Result<Option<Head>, HeadError> {
     if buffer.is_empty() {
         // Between requests: nothing to parse yet.
         return Ok(None);
@@ -372,6 +383,12 @@ fn parse_request_head(buffer: &mut BytesMut, spelled: bool) -> Result<Option<Hea
     ) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) if max_headers <= MAX_HEADERS => {
+            return Err(HeadError::Reply(LocalReply::headers_too_large(format!(
+                "more than {MAX_HEADERS} request headers, more than max_request_headers \
+                 {max_headers}"
+            ))));
+        }
         Err(httparse::Error::TooManyHeaders) => return Ok(Some(Head::ForHyper)),
         Err(e) => return Err(bad(format!("malformed request head: {e}"))),
     };
@@ -941,6 +958,16 @@ mod tests {
             parse_head(&mut BytesMut::from(bytes.as_bytes())),
             Ok(Some(Head::ForHyper))
         ));
+        // Unless the configured limit is within what is parsed here: then it is over it.
+        let refused = parse_request_head(&mut BytesMut::from(bytes.as_bytes()), false, 100);
+        let Err(HeadError::Reply(reply)) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(
+            reply.details,
+            "more than 128 request headers, more than max_request_headers 100"
+        );
     }
 
     #[test]
