@@ -50,8 +50,13 @@ impl StrMatch {
             return Ok(Self::Prefix(fold(prefix)));
         }
         let pattern = spec.regex.as_deref().unwrap_or("");
+        // A regex on its own, or `a)|(b` would close the group below and match any value
+        // starting with `a`.
+        Regex::new(pattern)?;
         let flags = if ignore_case { "(?i)" } else { "" };
-        Regex::new(&format!("{flags}^(?:{pattern})$")).map(Self::Regex)
+        // `(?x)` and a newline end a verbose-mode comment the pattern may leave open (it
+        // would swallow the `)$`), and are nothing otherwise.
+        Regex::new(&format!("{flags}^(?:{pattern}(?x)\n)$")).map(Self::Regex)
     }
 
     pub(crate) fn matches(&self, value: &str, ignore_case: bool) -> bool {
@@ -260,6 +265,20 @@ mod tests {
         assert!(regex.matches(&view("/api/v12", None, &h)));
         // Whole-value match, as Envoy's safe_regex.
         assert!(!regex.matches(&view("/api/v12/x", None, &h)));
+    }
+
+    #[test]
+    fn a_regex_must_be_one_on_its_own_and_match_the_whole_value() {
+        // Found by fuzz/fuzz_targets/route_match.rs: spliced into `^(?:…)$`, `a)|(b` closed
+        // the group and compiled to `^(?:a)|(b)$`, any value starting with `a`.
+        for ignore_case in [false, true] {
+            assert!(StrMatch::compile(&string("regex", "a)|(b"), ignore_case).is_err());
+        }
+        // Verbose mode's comment runs to the end of the line, not over the `)$` after it.
+        let commented = StrMatch::compile(&string("regex", "(?x) a b # a comment"), false)
+            .expect("a regex on its own");
+        assert!(commented.matches("ab", false));
+        assert!(!commented.matches("abc", false) && !commented.matches("xab", false));
     }
 
     #[test]
