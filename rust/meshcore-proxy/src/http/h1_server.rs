@@ -485,6 +485,106 @@ pub(crate) fn head_error(bytes: &[u8]) -> Option<LocalReply> {
     }
 }
 
+/// What the own server makes of bytes a client sent, head by head, for the fuzz targets:
+/// each head parsed and framed as [`next_request`] and [`parse_request`] do (a head still
+/// incomplete past the parser buffer refused), its body decoded from the same bytes as
+/// [`RequestBody`] reads it, then the next head (pipelining), until the bytes end, a head
+/// is refused, hyper takes the connection or `max` heads were read.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_heads(bytes: &[u8], settings: &HttpSettings, max: usize) -> Vec<FuzzHead> {
+    let mut buffer = BytesMut::from(bytes);
+    let mut heads = Vec::new();
+    while heads.len() < max && !buffer.is_empty() {
+        let start = bytes.len() - buffer.len();
+        let parsed = parse_request_head(
+            &mut buffer,
+            settings.preserve_header_case,
+            settings.max_headers,
+        );
+        let head = match parsed {
+            Ok(None) if buffer.len() > settings.parser_buffer() => {
+                FuzzHead::Refused(LocalReply::headers_too_large(format!(
+                    "request head larger than {} bytes",
+                    settings.parser_buffer()
+                )))
+            }
+            Ok(None) => FuzzHead::Incomplete,
+            Ok(Some(Head::ForHyper)) => {
+                assert_eq!(
+                    buffer.len(),
+                    bytes.len() - start,
+                    "hyper reads the head again"
+                );
+                FuzzHead::ToHyper
+            }
+            Ok(Some(Head::Request(request, noted, expects))) => match request_body(&noted) {
+                Ok(framing) => {
+                    let head = start..bytes.len() - buffer.len();
+                    let mut left = framing;
+                    let mut body_error = false;
+                    loop {
+                        match decode(&mut buffer, &mut left) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(_) => {
+                                body_error = true;
+                                break;
+                            }
+                        }
+                    }
+                    FuzzHead::Request {
+                        request,
+                        head,
+                        framing,
+                        left,
+                        body_error,
+                        expects,
+                    }
+                }
+                Err(HeadError::Reply(reply)) => FuzzHead::Refused(reply),
+                Err(HeadError::Io(e)) => unreachable!("no I/O here: {e}"),
+            },
+            Err(HeadError::Reply(reply)) => FuzzHead::Refused(reply),
+            Err(HeadError::Io(e)) => unreachable!("no I/O here: {e}"),
+        };
+        let next = matches!(
+            head,
+            FuzzHead::Request {
+                left: Remaining::Done,
+                ..
+            }
+        );
+        heads.push(head);
+        if !next {
+            break;
+        }
+    }
+    heads
+}
+
+/// One step of [`fuzz_heads`].
+#[cfg(feature = "fuzzing")]
+#[derive(Debug)]
+pub(crate) enum FuzzHead {
+    /// A request the own server serves: where its head sat in the bytes, its body's framing,
+    /// what is left of the body after the bytes that followed, whether decoding that body
+    /// failed, and whether it expects `100-continue`.
+    Request {
+        request: Request<Body>,
+        head: std::ops::Range<usize>,
+        framing: Remaining,
+        left: Remaining,
+        body_error: bool,
+        expects: bool,
+    },
+    /// The head needs more bytes.
+    Incomplete,
+    /// hyper takes the connection from this head on (the bytes kept).
+    ToHyper,
+    /// An explained 400 or 431, then close.
+    Refused(LocalReply),
+}
+
 /// A request body read straight from the client's connection. It holds the connection only
 /// until its end: the server loop reads the next head once the body is done.
 struct RequestBody {

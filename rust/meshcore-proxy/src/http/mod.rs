@@ -103,6 +103,12 @@ pub(crate) fn malformed_reply(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(reply.to_http1_close())
 }
 
+/// The own HTTP/1 server's request heads and bodies, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) use h1_codec::{Framing, Remaining};
+#[cfg(feature = "fuzzing")]
+pub(crate) use h1_server::{FuzzHead, fuzz_heads};
+
 /// The own HTTP/1 client's response parsing and body decoding, for the fuzz targets.
 #[cfg(feature = "fuzzing")]
 pub(crate) fn decode_response(bytes: &[u8]) {

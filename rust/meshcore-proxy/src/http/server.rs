@@ -501,6 +501,17 @@ fn route_request(
     }
 }
 
+/// The limits phase, then the authority the route phase looks the virtual host up by: for
+/// the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_limits_and_authority<B>(
+    request: &Request<B>,
+    settings: &HttpSettings,
+) -> Result<Option<String>, LocalReply> {
+    check_limits(request, settings)?;
+    Ok(authority(request))
+}
+
 /// The configured header limits (`max_request_headers_kb`, `max_request_headers`).
 fn check_limits<B>(request: &Request<B>, settings: &HttpSettings) -> Result<(), LocalReply> {
     let headers = request.headers();
