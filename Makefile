@@ -49,10 +49,27 @@ py-test: dev
 e2e: dev
 	$(BIN)/pytest -q -m netns
 
+# Every fuzz target (fuzz/README.md) for FUZZ_SECONDS each, on its corpus (fuzz/corpus/,
+# kept between runs) and its seeds; fails when one crashes (the input lands in
+# fuzz/artifacts/<target>/). FUZZ_TARGETS picks some.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= snapshot_parse http1_request route_match http1_response
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/snapshot_parse
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run snapshot_parse corpus/snapshot_parse ../tests/fixtures/snapshots/valid -- -max_total_time=$${FUZZ_SECONDS:-60}
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build
+	@cd fuzz && failed=""; for t in $(FUZZ_TARGETS); do \
+		case $$t in \
+			snapshot_parse) seeds=../tests/fixtures/snapshots/valid; opts= ;; \
+			route_match) seeds=; opts="-len_control=0 -max_len=768" ;; \
+			*) seeds=seeds/$$t; opts= ;; \
+		esac; \
+		[ -z "$$seeds" ] || [ -d "$$seeds" ] || seeds=; \
+		mkdir -p corpus/$$t; \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t corpus/$$t $$seeds -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$opts || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed"; exit 1; fi
 
 # Benchmarks (bench/README.md). The tools come from Debian (only when missing), fortio from
 # the Go module proxy into bench/.work/bin (v1.66.5: later releases need a module the proxy
