@@ -235,12 +235,13 @@ impl Reference {
                             }
                         }
                     }
-                    for (slot, string, fold) in slots {
+                    // A regex is never folded: Istio's ignoreUriCase covers exact and
+                    // prefix only.
+                    for (slot, string, _) in slots {
                         let Some(pattern) = &string.regex else {
                             continue;
                         };
                         let Ok(hir) = regex_syntax::ParserBuilder::new()
-                            .case_insensitive(fold)
                             .build()
                             .parse(pattern)
                         else {

@@ -33,8 +33,8 @@ pub(crate) enum StrMatch {
 }
 
 impl StrMatch {
-    /// `ignore_case` folds exact and prefix comparisons and makes the regex
-    /// case-insensitive.
+    /// `ignore_case` folds exact and prefix comparisons; a regex keeps its own case rules
+    /// (Istio's `ignoreUriCase` covers exact and prefix only; `(?i)` in the pattern folds).
     pub(crate) fn compile(spec: &StringMatch, ignore_case: bool) -> Result<Self, regex::Error> {
         let fold = |s: &String| {
             if ignore_case {
@@ -53,10 +53,9 @@ impl StrMatch {
         // A regex on its own, or `a)|(b` would close the group below and match any value
         // starting with `a`.
         Regex::new(pattern)?;
-        let flags = if ignore_case { "(?i)" } else { "" };
         // `(?x)` and a newline end a verbose-mode comment the pattern may leave open (it
         // would swallow the `)$`), and are nothing otherwise.
-        Regex::new(&format!("{flags}^(?:{pattern}(?x)\n)$")).map(Self::Regex)
+        Regex::new(&format!("^(?:{pattern}(?x)\n)$")).map(Self::Regex)
     }
 
     pub(crate) fn matches(&self, value: &str, ignore_case: bool) -> bool {
@@ -265,6 +264,14 @@ mod tests {
         assert!(regex.matches(&view("/api/v12", None, &h)));
         // Whole-value match, as Envoy's safe_regex.
         assert!(!regex.matches(&view("/api/v12/x", None, &h)));
+        // Istio's ignoreUriCase covers exact and prefix only: a regex keeps its case.
+        let regex = compile(RouteMatch {
+            uri: Some(string("regex", "/api/v[0-9]+")),
+            ignore_uri_case: true,
+            ..Default::default()
+        });
+        assert!(regex.matches(&view("/api/v1", None, &h)));
+        assert!(!regex.matches(&view("/API/v1", None, &h)));
     }
 
     #[test]
