@@ -50,6 +50,8 @@ def test_a_system_slower_in_every_repeat_is_never_drawn_as_not_worse(tmp_path: P
     assert d["p99_difference_us"] > 0
     assert d["share_not_worse"] == 0
     assert d["low_us"] <= d["p99_difference_us"] <= d["high_us"]
+    assert d["repeats_not_worse"] == 0
+    assert d["median_repeat_difference_us"] > 0
     d = across_runs.difference(pooled, "fast", "slow", 200, random.Random(1))
     assert d["share_not_worse"] == 1
 
