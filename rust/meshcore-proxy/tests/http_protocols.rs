@@ -121,6 +121,29 @@ fn advertised_streams(rt: &tokio::runtime::Runtime, proxy: SocketAddr) -> usize 
     })
 }
 
+/// A snapshot of `auto` listeners, each `(name, port, fields)` with `fields` (detect
+/// timeout and the like) added, routing HTTP to `http` and opaque TCP to `tcp`.
+fn auto_snapshot(listeners: &[(&str, u16, Value)], http: SocketAddr, tcp: SocketAddr) -> Value {
+    let listeners: Vec<Value> = listeners
+        .iter()
+        .map(|(name, port, fields)| {
+            let mut listener = json!({
+                "name": name, "address": "127.0.0.1", "port": port, "protocol": "auto",
+                "route_config": "rc", "tcp_route": {"clusters": [{"name": "tcp"}]}
+            });
+            let fields = fields.as_object().expect("fields are an object").clone();
+            listener.as_object_mut().expect("an object").extend(fields);
+            listener
+        })
+        .collect();
+    json!({
+        "version": "v1",
+        "listeners": listeners,
+        "route_configs": [route_config(&["*"], vec![forward_to("http")])],
+        "clusters": [http_cluster("http", "http1", &[http]), http_cluster("tcp", "inherit", &[tcp])],
+    })
+}
+
 #[test]
 fn auto_listener_detects_http_and_falls_back_to_tcp() {
     let rt = runtime();
@@ -129,18 +152,10 @@ fn auto_listener_detects_http_and_falls_back_to_tcp() {
     let tcp = Upstreams::new();
     let echo = tcp.echo();
     let port = free_port();
+    let fields = json!({"detect_timeout_ms": 50});
     apply(
         &plane,
-        json!({
-            "version": "v1",
-            "listeners": [{
-                "name": "auto", "address": "127.0.0.1", "port": port, "protocol": "auto",
-                "detect_timeout_ms": 50, "route_config": "rc",
-                "tcp_route": {"clusters": [{"name": "echo"}]}
-            }],
-            "route_configs": [route_config(&["*"], vec![forward_to("http")])],
-            "clusters": [http_cluster("http", "http1", &[http.address]), http_cluster("echo", "inherit", &[echo])],
-        }),
+        auto_snapshot(&[("auto", port, fields)], http.address, echo),
     );
     let proxy = SocketAddr::from(([127, 0, 0, 1], port));
     assert_eq!(get(&rt, proxy, "a", "/", &[]).body, "http GET /");
@@ -177,18 +192,10 @@ fn auto_listener_with_detect_timeout_0_waits_for_the_first_bytes_without_a_deadl
     let tcp = Upstreams::new();
     let echo = tcp.echo();
     let port = free_port();
+    let fields = json!({"detect_timeout_ms": 0, "idle_timeout_ms": 300});
     apply(
         &plane,
-        json!({
-            "version": "v1",
-            "listeners": [{
-                "name": "auto", "address": "127.0.0.1", "port": port, "protocol": "auto",
-                "detect_timeout_ms": 0, "idle_timeout_ms": 300, "route_config": "rc",
-                "tcp_route": {"clusters": [{"name": "echo"}]}
-            }],
-            "route_configs": [route_config(&["*"], vec![forward_to("http")])],
-            "clusters": [http_cluster("http", "http1", &[http.address]), http_cluster("echo", "inherit", &[echo])],
-        }),
+        auto_snapshot(&[("auto", port, fields)], http.address, echo),
     );
     let proxy = SocketAddr::from(([127, 0, 0, 1], port));
     // Quiet for a while, then HTTP: still detected as HTTP. Had 0 meant "give up at
@@ -232,24 +239,14 @@ fn a_declared_opaque_port_is_not_detected_so_a_server_first_protocol_greets_at_o
         }
     });
     let (declared, undeclared) = (free_port(), free_port());
-    let listener = |name: &str, port: u16, opaque: &[u16]| {
-        json!({
-            "name": name, "address": "127.0.0.1", "port": port, "protocol": "auto",
-            // Long enough that waiting for it would stall the test for a minute.
-            "detect_timeout_ms": 60_000, "opaque_ports": opaque, "route_config": "rc",
-            "tcp_route": {"clusters": [{"name": "greeter"}]}
-        })
-    };
-    apply(
-        &plane,
-        json!({
-            "version": "v1",
-            // Not captured here, so the destination port is the listener's own.
-            "listeners": [listener("declared", declared, &[declared, 3306]), listener("undeclared", undeclared, &[])],
-            "route_configs": [route_config(&["*"], vec![forward_to("http")])],
-            "clusters": [http_cluster("http", "http1", &[http.address]), http_cluster("greeter", "inherit", &[greeter])],
-        }),
-    );
+    // Long enough that waiting for it would stall the test for a minute.
+    let fields = |opaque: &[u16]| json!({"detect_timeout_ms": 60_000, "opaque_ports": opaque});
+    // Not captured here, so the destination port is the listener's own.
+    let listeners = [
+        ("declared", declared, fields(&[declared, 3306])),
+        ("undeclared", undeclared, fields(&[])),
+    ];
+    apply(&plane, auto_snapshot(&listeners, http.address, greeter));
     let mut client = connect(SocketAddr::from(([127, 0, 0, 1], declared)));
     // Were the connection detected, the greeting would come only after the detect timeout:
     // the read timeout turns that into a failure rather than a minute's wait.
