@@ -22,7 +22,6 @@ import datetime
 import json
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bench.ports import free_port
 from meshcore.agent.protocol import (
     PUSH,
     WELCOME,
@@ -45,13 +45,6 @@ from meshcore.agent.protocol import (
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_config(root: Path, services: int, per_file: int = 100) -> Path:
@@ -176,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp)
         vs = write_config(config, args.services)
-        port, monitoring = _free_port(), _free_port()
+        port, monitoring = free_port(), free_port()
         control = subprocess.Popen(
             [sys.executable, "-m", "meshcore.cli.main", "--log-level", "warning", "control",
              "--config-dir", str(config), "--port", str(port), "--monitoring-port",

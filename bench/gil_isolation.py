@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bench.ports import free_port
 from meshcore.dataplane import DataPlane, DataPlaneOptions
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,13 +60,6 @@ def _client(port: int, requests: int) -> dict[str, float]:
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _spin(stop: threading.Event) -> None:
     x = 0
     while not stop.is_set():
@@ -84,7 +77,7 @@ def main() -> None:
     )
     assert upstream.stdout is not None
     up_port = int(upstream.stdout.readline())
-    listen_port = _free_port()
+    listen_port = free_port()
     snapshot = {
         "version": "bench",
         "listeners": [

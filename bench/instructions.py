@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen
-from bench.systems import RELAY, ROOT, Lab, System, cpu_ns, free_port, tool, wait_port
+from bench.ports import free_port
+from bench.systems import RELAY, ROOT, Lab, System, cpu_ns, tool, wait_port
 
 
 def _fortio_n(port: int, n: int, cpus: str) -> None:

@@ -56,7 +56,7 @@ from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
 
-from tests.integration.support import REPO
+from tests.integration.support import REPO, free_port
 from tests.integration.test_control_plane import wait_for, write
 
 pytestmark = pytest.mark.skipif(
@@ -434,13 +434,10 @@ class Mesh:
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` distinct ports that were free a moment ago (all held open together while
-    picked: `free_port()` twice in a row may return the same port)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
+    """`n` distinct ports free a moment ago, from below the ephemeral range (see
+    `support.free_port`: a port from bind(0) can become some client's source port before
+    the sidecar binds it)."""
+    return [free_port() for _ in range(n)]
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
