@@ -659,6 +659,19 @@ def test_curl_http1_proxy_mode_and_http2_egress_listener(mesh: Mesh) -> None:
     assert many.stdout.count("\n") == 40
     assert [line for line in many.stdout.splitlines() if line.isdigit()].count("1") == 1
 
+    # HTTP/1.0 is answered in kind (HTTP/1.1 to nginx); its connection is kept only when
+    # the client asks with `Connection: keep-alive`.
+    version, status, headers, body = _curl_headers("--http1.0", *proxy, "http://reviews:9080/")
+    assert (version, status) == ("HTTP/1.0", 200)
+    assert body in ("v1\n", "v2\n")
+    assert headers["x-seen-protocol"] == "HTTP/1.1"
+    kept = ["--http1.0", "-H", "Connection: keep-alive", *proxy]
+    many = _curl(*kept, "-w", "%{num_connects}\\n", *(["http://reviews:9080/"] * 5))
+    assert [line for line in many.stdout.splitlines() if line.isdigit()].count("1") == 1
+    closed = ["--http1.0", "-H", "Connection: close", *proxy]
+    many = _curl(*closed, "-w", "%{num_connects}\\n", *(["http://reviews:9080/"] * 5))
+    assert [line for line in many.stdout.splitlines() if line.isdigit()].count("1") == 5
+
 
 # --- 3. h2load --------------------------------------------------------------------------
 

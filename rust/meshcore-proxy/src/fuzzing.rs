@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::uri::PathAndQuery;
-use hyper::{HeaderMap, Request, StatusCode, Uri};
+use hyper::{HeaderMap, Request, StatusCode, Uri, Version};
 use meshcore_snapshot::{
     DirectResponse, ForwardAction, KeyMatch, Redirect, RegexRewrite, Rewrite, Route as RouteSpec,
     RouteConfig, RouteMatch, StringMatch, VirtualHost as HostSpec,
@@ -229,7 +229,11 @@ fn same_as_httparse(head: &[u8], request: &Request<Body>) -> Vec<(String, Vec<u8
         panic!("the own parser took a head httparse does not");
     };
     assert_eq!(length, head.len(), "the head's length");
-    assert_eq!(parsed.version, Some(1));
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    assert_eq!(request.version(), version);
     assert_eq!(parsed.method, Some(request.method().as_str()));
     let target = parsed.path.expect("a target");
     assert_eq!(target.parse::<Uri>().ok().as_ref(), Some(request.uri()));

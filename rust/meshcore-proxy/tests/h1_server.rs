@@ -1,6 +1,7 @@
 //! The own HTTP/1 server with raw client bytes: request bodies by length and chunked on one
 //! keep-alive connection, `Connection: close`, a body the route never reads, chunked
-//! responses with trailers, an oversized head, and the hand-over to hyper mid-connection.
+//! responses with trailers, an oversized head, HTTP/1.0 (keep-alive by header, close
+//! by default), and the hand-over to hyper mid-connection.
 
 mod support;
 
@@ -183,14 +184,16 @@ fn a_head_that_never_ends_is_an_explained_431() {
     assert_eq!(s.app.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
-/// An HTTP/1.0 request after an HTTP/1.1 one on the same connection: hyper takes the
-/// connection over at that request (the bytes read so far replayed) and answers it.
+/// A request with an expectation other than `100-continue` after a plain one on the same
+/// connection: hyper takes the connection over at that request (the bytes read so far
+/// replayed) and answers it after the first.
 #[test]
 fn the_connection_moves_to_hyper_at_a_request_left_to_it() {
     let mut s = serving(json!({}));
     s.client
         .write_all(
-            b"GET /own HTTP/1.1\r\nHost: app\r\n\r\nGET /hyper HTTP/1.0\r\nHost: app\r\n\r\n",
+            b"GET /own HTTP/1.1\r\nHost: app\r\n\r\n\
+              GET /hyper HTTP/1.1\r\nHost: app\r\nExpect: something\r\nConnection: close\r\n\r\n",
         )
         .expect("two requests");
     let response = read_to_close(&mut s.client);
@@ -198,12 +201,82 @@ fn the_connection_moves_to_hyper_at_a_request_left_to_it() {
         .find("app GET /own")
         .unwrap_or_else(|| panic!("{response}"));
     let second = response
-        .find("app GET /hyper")
+        .find("\r\n\r\napp GET /hyper")
         .unwrap_or_else(|| panic!("{response}"));
     assert!(first < second, "{response}");
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-    // hyper answers an HTTP/1.0 request in kind.
-    assert!(response.contains("HTTP/1.0 200 OK\r\n"), "{response}");
+}
+
+/// HTTP/1.0 is served by the own server: answered in kind, kept open only when asked with
+/// `Connection: keep-alive` (and then said so), and a malformed request later on such a
+/// connection is an explained 400 (it was hyper's bare one).
+#[test]
+fn http_1_0_keep_alive_is_served_and_a_later_malformed_request_is_explained() {
+    let mut s = serving(json!({}));
+    for path in ["/one", "/two"] {
+        s.client
+            .write_all(
+                format!("GET {path} HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n")
+                    .as_bytes(),
+            )
+            .expect("request");
+        let (head, body) = read_raw_response(&mut s.client);
+        assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: keep-alive\r\n"), "{head}");
+        assert_eq!(body, format!("app GET {path}").as_bytes());
+    }
+    s.client
+        .write_all(b"GET / HTTP/1.0\r\nHost: app\r\nno colon here\r\n\r\n")
+        .expect("malformed request");
+    let response = read_to_close(&mut s.client);
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{response}"
+    );
+    assert_explained(
+        &Reply::from_raw(&response),
+        &Explained {
+            status: 400,
+            flags: "DPE",
+            error: "http_request_error",
+            by: "Listener",
+            details: "malformed request head: invalid header name",
+        },
+    );
+    assert_flag_counted(&s.plane, "DPE", 1);
+    assert_eq!(s.app.requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// Without `Connection: keep-alive` an HTTP/1.0 connection closes after its answer; a
+/// body sent by length reaches the upstream; transfer-encoding, which HTTP/1.0 does not
+/// have, is refused before the upstream sees anything.
+#[test]
+fn http_1_0_closes_by_default_and_may_not_send_chunked() {
+    let mut s = serving(json!({}));
+    s.client
+        .write_all(b"POST /echo-body HTTP/1.0\r\nHost: app\r\nContent-Length: 5\r\n\r\nhello")
+        .expect("request");
+    let response = read_to_close(&mut s.client);
+    assert!(response.starts_with("HTTP/1.0 200 OK\r\n"), "{response}");
+    assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nhello"), "{response}");
+
+    let mut client = connect(s.client.peer_addr().expect("proxy address"));
+    client
+        .write_all(b"POST / HTTP/1.0\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        .expect("request");
+    let response = read_to_close(&mut client);
+    assert_explained(
+        &Reply::from_raw(&response),
+        &Explained {
+            status: 400,
+            flags: "DPE",
+            error: "http_request_error",
+            by: "Listener",
+            details: "transfer-encoding in an HTTP/1.0 request",
+        },
+    );
+    assert_eq!(s.app.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 /// A WebSocket-style upgrade after a plain request on the same connection: hyper takes

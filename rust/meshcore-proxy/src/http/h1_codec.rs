@@ -195,6 +195,8 @@ pub(crate) struct FramingFields {
     pub(crate) chunked: Option<bool>,
     /// `connection` names `close`.
     pub(crate) close: bool,
+    /// `connection` names `keep-alive` (what keeps an HTTP/1.0 connection open).
+    pub(crate) keep_alive: bool,
 }
 
 impl FramingFields {
@@ -250,6 +252,7 @@ impl FramingFields {
             10 if named(name, "connection") => {
                 // The common cases first: one token.
                 if value.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
                     return true;
                 }
                 if value.eq_ignore_ascii_case(b"close") {
@@ -260,7 +263,9 @@ impl FramingFields {
                 for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     if token.eq_ignore_ascii_case(b"close") {
                         self.close = true;
-                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    } else if !token.is_empty() {
                         // It names other fields as hop-by-hop: the removal reads it.
                         only_persistence = false;
                     }

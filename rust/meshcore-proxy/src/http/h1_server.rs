@@ -1,4 +1,4 @@
-//! HTTP/1.1 from a downstream client without hyper: the connection's task reads each
+//! HTTP/1.x from a downstream client without hyper: the connection's task reads each
 //! request head (httparse), runs the request's phases ([`server::handle`]) and writes the
 //! response, one request after another, as pingora's and nginx's servers do.
 //!
@@ -9,6 +9,9 @@
 //!
 //! - keep-alive (HTTP/1.1's default; `Connection: close` honoured), pipelining (the next
 //!   request is read only after the current response is written, so answers keep order);
+//! - HTTP/1.0: answered in kind, kept open only when it asks (`Connection: keep-alive`,
+//!   said back), a body of unknown length sent to the close (no chunked), no
+//!   `transfer-encoding` accepted, no `100 Continue`, `Upgrade` ignored (RFC 9110 §7.8);
 //! - request bodies by `content-length` or `chunked` (RFC 9112 §6), streamed to the
 //!   upstream as they arrive, `Expect: 100-continue` answered when the body is first read;
 //! - responses framed by their `content-length`, their known size, else chunked (with
@@ -21,13 +24,13 @@
 //! (`header_case.rs`), for the own client to write them so, and the response's noted
 //! spellings are written back.
 //!
-//! What it leaves to hyper is rare and stateful: a request asking for an `Upgrade` (or
-//! CONNECT), HTTP/1.0, an expectation other than `100-continue`, and more header fields
-//! than are parsed here. Such a request, and the rest of its connection, go to hyper's
-//! server ([`server::serve_http1`]) with the bytes read so far replayed. A malformed
-//! request later on such a connection (after a declined upgrade, on HTTP/1.0 keep-alive)
-//! gets hyper's own 400, counted DPE but not explained: the one reply of the proxy's that
-//! carries no `proxy-status`.
+//! What it leaves to hyper is rare and stateful: an HTTP/1.1 request asking for an
+//! `Upgrade` (or CONNECT), an expectation other than `100-continue`, and more header
+//! fields than are parsed here. Such a request, and the rest of its connection, go to
+//! hyper's server ([`server::serve_http1`]) with the bytes read so far replayed. A
+//! malformed request later on such a connection (after a declined upgrade) gets hyper's
+//! own 400, counted DPE but not explained: the one reply of the proxy's that carries no
+//! `proxy-status`.
 //!
 //! A connection stops taking requests when the listener's idle timeout passes with no
 //! request in flight or its direction drains: at once when it waits for a request, else
@@ -130,6 +133,9 @@ enum Next {
 struct Framed {
     head_request: bool,
     keep_alive: bool,
+    /// The request was HTTP/1.0: the answer says so, is never chunked, and keeps the
+    /// connection only when the request asked with `connection: keep-alive`.
+    http10: bool,
 }
 
 /// Serves HTTP/1.1 on a detected connection (`buffer`: the bytes detection read) until it
@@ -205,15 +211,11 @@ pub(crate) async fn serve(stream: TcpStream, buffer: BytesMut, downstream: Arc<D
         };
         drop(handled);
         let keep_alive = framed.keep_alive && !stopping;
-        match respond(
-            &inbound,
-            &mut out,
-            (response, raw),
-            framed.head_request,
+        let framed = Framed {
             keep_alive,
-        )
-        .await
-        {
+            ..framed
+        };
+        match respond(&inbound, &mut out, (response, raw), framed).await {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
@@ -296,16 +298,19 @@ fn parse_request(
     let Head::Request(mut request, noted, expects) = head else {
         return Ok(Some(Next::ToHyper));
     };
-    let remaining = request_body(&noted)?;
-    // Only `100-continue` gets here (another expectation is hyper's to refuse).
-    let expect = if expects && remaining != Remaining::Done {
+    let http10 = request.version() == Version::HTTP_10;
+    let remaining = request_body(&noted, request.version())?;
+    // Only `100-continue` gets here (another expectation is hyper's to refuse); HTTP/1.0
+    // must ignore it (RFC 9110 §10.1.1).
+    let expect = if expects && !http10 && remaining != Remaining::Done {
         Expect::Waiting
     } else {
         Expect::Settled
     };
     let framed = Framed {
         head_request: request.method() == Method::HEAD,
-        keep_alive: !noted.close,
+        keep_alive: !noted.close && (!http10 || noted.keep_alive),
+        http10,
     };
     read.body = remaining;
     read.expect = expect;
@@ -324,8 +329,12 @@ fn parse_request(
 }
 
 /// How a request's body is delimited (RFC 9112 §6.3); a framing a proxy cannot trust (both
-/// headers, a transfer coding that does not end in chunked, a bad length) is refused.
-fn request_body(noted: &FramingFields) -> Result<Remaining, HeadError> {
+/// headers, a transfer coding that does not end in chunked, a bad length, any transfer
+/// coding in HTTP/1.0, RFC 9112 §6.1) is refused.
+fn request_body(noted: &FramingFields, version: Version) -> Result<Remaining, HeadError> {
+    if version == Version::HTTP_10 && noted.chunked.is_some() {
+        return Err(bad("transfer-encoding in an HTTP/1.0 request".into()));
+    }
     let length = noted.content_length.clone().transpose().map_err(bad)?;
     Ok(match (noted.chunked, length) {
         (Some(true), None) => Remaining::Chunked(Chunk::Size),
@@ -395,12 +404,19 @@ fn parse_request_head(
         Err(httparse::Error::TooManyHeaders) => return Ok(Some(Head::ForHyper)),
         Err(e) => return Err(bad(format!("malformed request head: {e}"))),
     };
-    let (Some(method), Some(target), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
-        // HTTP/1.0 (keep-alive by header, no chunked responses): hyper's.
-        return Ok(Some(Head::ForHyper));
+    let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Err(bad("incomplete request line".into()));
+    };
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
     };
     let hypers = |f: &httparse::Header<'_>| {
-        f.name.eq_ignore_ascii_case("upgrade")
+        // HTTP/1.0 has no upgrades: the field is ignored there (RFC 9110 §7.8) and the
+        // hop-by-hop removal drops it.
+        (minor == 1 && f.name.eq_ignore_ascii_case("upgrade"))
             || (f.name.eq_ignore_ascii_case("expect")
                 && !f.value.eq_ignore_ascii_case(b"100-continue"))
     };
@@ -465,7 +481,7 @@ fn parse_request_head(
     let mut request = Request::new(body::empty());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
+    *request.version_mut() = version;
     *request.headers_mut() = headers;
     if let Some(case) = case {
         request.extensions_mut().insert(case);
@@ -478,7 +494,9 @@ fn parse_request_head(
 #[cfg(feature = "fuzzing")]
 pub(crate) fn head_error(bytes: &[u8]) -> Option<LocalReply> {
     let framed = match parse_head(&mut BytesMut::from(bytes)) {
-        Ok(Some(Head::Request(_, noted, _))) => request_body(&noted).map(|_| ()),
+        Ok(Some(Head::Request(request, noted, _))) => {
+            request_body(&noted, request.version()).map(|_| ())
+        }
         Ok(_) => Ok(()),
         Err(e) => Err(e),
     };
@@ -520,33 +538,35 @@ pub(crate) fn fuzz_heads(bytes: &[u8], settings: &HttpSettings, max: usize) -> V
                 );
                 FuzzHead::ToHyper
             }
-            Ok(Some(Head::Request(request, noted, expects))) => match request_body(&noted) {
-                Ok(framing) => {
-                    let head = start..bytes.len() - buffer.len();
-                    let mut left = framing;
-                    let mut body_error = false;
-                    loop {
-                        match decode(&mut buffer, &mut left) {
-                            Ok(Some(_)) => {}
-                            Ok(None) => break,
-                            Err(_) => {
-                                body_error = true;
-                                break;
+            Ok(Some(Head::Request(request, noted, expects))) => {
+                match request_body(&noted, request.version()) {
+                    Ok(framing) => {
+                        let head = start..bytes.len() - buffer.len();
+                        let mut left = framing;
+                        let mut body_error = false;
+                        loop {
+                            match decode(&mut buffer, &mut left) {
+                                Ok(Some(_)) => {}
+                                Ok(None) => break,
+                                Err(_) => {
+                                    body_error = true;
+                                    break;
+                                }
                             }
                         }
+                        FuzzHead::Request {
+                            request,
+                            head,
+                            framing,
+                            left,
+                            body_error,
+                            expects,
+                        }
                     }
-                    FuzzHead::Request {
-                        request,
-                        head,
-                        framing,
-                        left,
-                        body_error,
-                        expects,
-                    }
+                    Err(HeadError::Reply(reply)) => FuzzHead::Refused(reply),
+                    Err(HeadError::Io(e)) => unreachable!("no I/O here: {e}"),
                 }
-                Err(HeadError::Reply(reply)) => FuzzHead::Refused(reply),
-                Err(HeadError::Io(e)) => unreachable!("no I/O here: {e}"),
-            },
+            }
             Err(HeadError::Reply(reply)) => FuzzHead::Refused(reply),
             Err(HeadError::Io(e)) => unreachable!("no I/O here: {e}"),
         };
@@ -680,9 +700,9 @@ async fn respond(
     inbound: &Arc<Inbound>,
     out: &mut Vec<u8>,
     (response, raw): (Response<Body>, Option<RawHeaders>),
-    head_request: bool,
-    mut keep_alive: bool,
+    framed: Framed,
 ) -> io::Result<bool> {
+    let mut keep_alive = framed.keep_alive;
     out.clear();
     {
         let mut guard = inbound.read();
@@ -702,7 +722,7 @@ async fn respond(
     }
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
-    let bodiless = head_request
+    let bodiless = framed.head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
@@ -710,9 +730,9 @@ async fn respond(
         out,
         &parts,
         raw.as_ref(),
-        bodiless,
-        body.size_hint().exact(),
+        (bodiless, body.size_hint().exact()),
         keep_alive,
+        framed.http10,
     );
     drop(raw);
     if framing == Framing::None {
@@ -757,6 +777,8 @@ async fn respond(
                     out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
                     out.extend_from_slice(&data);
                     out.extend_from_slice(b"\r\n");
+                } else if framing == Framing::Close {
+                    out.extend_from_slice(&data);
                 } else {
                     // Never more than declared: the rest would be read as the next response.
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
@@ -806,6 +828,9 @@ enum Framing {
     None,
     Length(u64),
     Chunked,
+    /// Runs to the close of the connection (an HTTP/1.0 client's, which cannot read
+    /// chunked); trailers are dropped.
+    Close,
 }
 
 /// Polls `body` once: `Some` when it had a frame (or its end) ready.
@@ -818,18 +843,21 @@ async fn poll_now(body: &mut Body) -> Option<Option<Result<Frame<bytes::Bytes>, 
 }
 
 /// Encodes the status line and the header fields in one pass over the map, then the
-/// framing this hop chooses: a valid declared `content-length`, else the body's known size,
-/// else chunked (none for a bodiless answer). Returns the framing and whether the
-/// connection stays open (not if the response itself says `connection: close`).
+/// framing this hop chooses: a valid declared `content-length`, else the body's known size
+/// (`sized`: whether the answer has no body, and the body's size when known), else chunked
+/// — or, to an HTTP/1.0 client, the close (none for a bodiless answer). Returns the framing
+/// and whether the connection stays open (not if the response itself says
+/// `connection: close`).
 fn encode_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
     raw: Option<&RawHeaders>,
-    bodiless: bool,
-    known: Option<u64>,
+    (bodiless, known): (bool, Option<u64>),
     keep_alive: bool,
+    http10: bool,
 ) -> (Framing, bool) {
-    out.extend_from_slice(b"HTTP/1.1 ");
+    // An HTTP/1.0 client is answered in its version, as hyper and Envoy do.
+    out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
     out.extend_from_slice(parts.status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
@@ -872,6 +900,7 @@ fn encode_head(
     let framing = match (bodiless, declared.or(known)) {
         (true, _) => Framing::None,
         (false, Some(n)) => Framing::Length(n),
+        (false, None) if http10 => Framing::Close,
         (false, None) => Framing::Chunked,
     };
     let length = match framing {
@@ -897,9 +926,12 @@ fn encode_head(
         out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let keep_alive = keep_alive && !noted.close;
+    let keep_alive = keep_alive && !noted.close && framing != Framing::Close;
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        // HTTP/1.0 closes unless told otherwise.
+        out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
     (framing, keep_alive)
@@ -1038,11 +1070,11 @@ mod tests {
     }
 
     #[test]
-    fn upgrades_connect_http_1_0_and_odd_expectations_are_left_to_hyper() {
+    fn upgrades_connect_and_odd_expectations_are_left_to_hyper() {
         for bytes in [
             &b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"[..],
             b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
-            b"GET / HTTP/1.0\r\n\r\n",
+            b"CONNECT a:443 HTTP/1.0\r\n\r\n",
             b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: something\r\ncontent-length: 1\r\n\r\n",
         ] {
             let mut buffer = BytesMut::from(bytes);
@@ -1074,12 +1106,84 @@ mod tests {
     }
 
     #[test]
+    fn http_1_0_is_served_here_and_keeps_its_connection_only_when_asked() {
+        let framed = |bytes: &[u8]| {
+            let mut read = ReadSide {
+                buffer: BytesMut::from(bytes),
+                body: Remaining::Done,
+                expect: Expect::Settled,
+            };
+            let inbound = Arc::new(Inbound {
+                stream: loopback_stream(),
+                read: Mutex::new(ReadSide {
+                    buffer: BytesMut::new(),
+                    body: Remaining::Done,
+                    expect: Expect::Settled,
+                }),
+            });
+            match parse_request(&mut read, &inbound, &HttpSettings::default()) {
+                Ok(Some(Next::Request(request, framed))) => Ok((
+                    request.version(),
+                    framed.keep_alive,
+                    framed.http10,
+                    read.expect,
+                )),
+                Ok(_) => Err("not served here".to_string()),
+                Err(HeadError::Reply(reply)) => Err(reply.details.to_string()),
+                Err(HeadError::Io(e)) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(
+            framed(b"GET / HTTP/1.0\r\n\r\n"),
+            Ok((Version::HTTP_10, false, true, Expect::Settled))
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
+            Ok((Version::HTTP_10, true, true, Expect::Settled))
+        );
+        // An upgrade does not exist in HTTP/1.0, and a 100-continue is not sent to it.
+        assert_eq!(
+            framed(b"GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
+            Ok((Version::HTTP_10, false, true, Expect::Settled))
+        );
+        assert_eq!(
+            framed(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"),
+            Ok((Version::HTTP_10, false, true, Expect::Settled))
+        );
+        assert_eq!(
+            framed(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err("transfer-encoding in an HTTP/1.0 request".to_string())
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"),
+            Ok((Version::HTTP_11, false, false, Expect::Settled))
+        );
+    }
+
+    /// A connected socket for an [`Inbound`] that is never read here.
+    fn loopback_stream() -> TcpStream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let _guard = RUNTIME.enter();
+        TcpStream::from_std(stream).unwrap()
+    }
+
+    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
+    });
+
+    #[test]
     fn request_bodies_a_proxy_cannot_frame_safely_are_refused() {
         let framing = |bytes: &[u8]| match head(bytes).unwrap() {
-            Some(Head::Request(_, noted, _)) => request_body(&noted).map_err(|e| match e {
-                HeadError::Reply(reply) => reply.details.to_string(),
-                HeadError::Io(e) => e.to_string(),
-            }),
+            Some(Head::Request(request, noted, _)) => request_body(&noted, request.version())
+                .map_err(|e| match e {
+                    HeadError::Reply(reply) => reply.details.to_string(),
+                    HeadError::Io(e) => e.to_string(),
+                }),
             _ => panic!("a request"),
         };
         assert_eq!(framing(b"GET / HTTP/1.1\r\n\r\n"), Ok(Remaining::Done));
@@ -1118,7 +1222,7 @@ mod tests {
             let (parts, ()) = response.body(()).unwrap().into_parts();
             let mut out = Vec::new();
             let (framing, keep_alive) =
-                encode_head(&mut out, &parts, None, bodiless, known, keep_alive);
+                encode_head(&mut out, &parts, None, (bodiless, known), keep_alive, false);
             (String::from_utf8(out).unwrap(), framing, keep_alive)
         };
         let not_found = || {
@@ -1182,6 +1286,39 @@ mod tests {
     }
 
     #[test]
+    fn an_http_1_0_client_is_answered_in_its_version_never_chunked() {
+        let head = |known: Option<u64>, keep_alive: bool| {
+            let (parts, ()) = Response::builder()
+                .header("date", "x")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let mut out = Vec::new();
+            let (framing, keep_alive) =
+                encode_head(&mut out, &parts, None, (false, known), keep_alive, true);
+            (String::from_utf8(out).unwrap(), framing, keep_alive)
+        };
+        assert_eq!(
+            head(Some(2), true),
+            (
+                "HTTP/1.0 200 OK\r\ndate: x\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n"
+                    .into(),
+                Framing::Length(2),
+                true
+            )
+        );
+        // No length known: the body runs to the close, whatever the client asked.
+        assert_eq!(
+            head(None, true),
+            (
+                "HTTP/1.0 200 OK\r\ndate: x\r\nconnection: close\r\n\r\n".into(),
+                Framing::Close,
+                false
+            )
+        );
+    }
+
+    #[test]
     fn raw_fields_go_first_in_lower_case_and_their_length_frames_the_body() {
         let raw = RawHeaders::of(&[("Server", "up"), ("Content-Length", "5"), ("Date", "x")]);
         let (parts, ()) = Response::builder()
@@ -1190,7 +1327,8 @@ mod tests {
             .unwrap()
             .into_parts();
         let mut out = Vec::new();
-        let (framing, keep_alive) = encode_head(&mut out, &parts, Some(&raw), false, None, true);
+        let (framing, keep_alive) =
+            encode_head(&mut out, &parts, Some(&raw), (false, None), true, false);
         assert_eq!((framing, keep_alive), (Framing::Length(5), true));
         assert_eq!(
             String::from_utf8(out).unwrap(),

@@ -6,9 +6,9 @@
 //! Two places call it: detection, for bytes that are not HTTP at all on an `http`
 //! listener (a TLS handshake to a plaintext port, another protocol), and the own HTTP/1
 //! server (`h1_server.rs`) for any request head on the connection that fails the parser
-//! or frames its body ambiguously. Only a connection handed to hyper (an upgrade,
-//! HTTP/1.0, preserved header case) can still get hyper's bare 400 for a later bad
-//! request, counted as DPE.
+//! or frames its body ambiguously. Only a connection handed to hyper (after a declined
+//! upgrade, or an odd expectation) can still get hyper's bare 400 for a later bad request,
+//! counted as DPE.
 
 use std::net::SocketAddr;
 use std::time::Instant;

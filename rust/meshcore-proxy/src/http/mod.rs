@@ -11,9 +11,9 @@
 //!    │                               (opaque on `auto` → tcp_route via tcp_proxy.rs)
 //!  malformed        http/malformed.rs  not HTTP on `http` → explained 400 DPE, close
 //!    │
-//!  serve            http/h1_server.rs  HTTP/1.1: own loop, head by head (a head that fails
+//!  serve            http/h1_server.rs  HTTP/1.x: own loop, head by head (a head that fails
 //!    │                               the parser → explained 400 DPE via malformed.rs;
-//!    │                               upgrade / CONNECT / HTTP/1.0 → hyper from there on)
+//!    │                               upgrade / CONNECT → hyper from there on)
 //!    │              http/server.rs   hyper: HTTP/2 and handed-over HTTP/1.1; per request:
 //!    │              http/activity.rs idle timeout and drain end the connection
 //!  limits           http/server.rs   header size / count → 431 DPE

@@ -1,8 +1,8 @@
 //! The phases of each request (limits → route → (local reply | forward) → response →
 //! log, [`handle`]) and hyper's server for the connections the own HTTP/1 server
 //! (`h1_server.rs`) does not keep: HTTP/2 (prior knowledge) and the HTTP/1.1 connections
-//! it hands over at a request it leaves to hyper (upgrades, CONNECT, HTTP/1.0, preserved
-//! header case).
+//! it hands over at a request it leaves to hyper (upgrades, CONNECT, an expectation other
+//! than `100-continue`, more fields than it parses).
 //!
 //! On hyper's HTTP/1.1: keep-alive, chunked bodies, pipelining (answered in order),
 //! `Expect: 100-continue` (the 100 when the body is first read; the `expect` header itself
@@ -67,7 +67,7 @@ pub(crate) struct Downstream {
 }
 
 /// Serves HTTP/1.1 with hyper on a connection the own server (`h1_server.rs`) handed over:
-/// from a request it leaves to hyper (an upgrade, HTTP/1.0, preserved header case) to the
+/// from a request it leaves to hyper (an upgrade, CONNECT, an odd expectation) to the
 /// connection's end. When the listener's idle timeout passes with no request in flight, or
 /// its direction drains, the connection closes when idle, else after the current response,
 /// which carries `Connection: close`.
