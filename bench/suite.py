@@ -279,6 +279,7 @@ class Suite:
         *,
         rates: list[int] | None = None,
         repeats: int | None = None,
+        latency_seconds: float | None = None,
         tag: str = "",
     ) -> None:
         self.mode_name = mode_name
@@ -288,6 +289,8 @@ class Suite:
             self.mode = dataclasses.replace(self.mode, rates=rates)
         if repeats:
             self.mode = dataclasses.replace(self.mode, repeats=repeats)
+        if latency_seconds:
+            self.mode = dataclasses.replace(self.mode, latency_seconds=latency_seconds)
         self.tag = tag
         self.only = only
         self.scenarios = [s for s in SCENARIOS if s in only] if only else self.mode.scenarios
@@ -686,13 +689,25 @@ def main() -> None:
     parser.add_argument("--rates", help="comma-separated constant rates (latency), for the mode's")
     parser.add_argument("--repeats", type=int, help="repeats of every run, for the mode's")
     parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        help="length of each constant-rate run, for the mode's (shorter runs, more repeats: "
+        "a disturbance of the machine lands on every system alike)",
+    )
+    parser.add_argument(
         "--tag", default="", help="result files named <date>-<tag>-<scenario>.json (not published)"
     )
     args = parser.parse_args()
     only = args.only.split(",") if args.only else None
     rates = [int(r) for r in args.rates.split(",")] if args.rates else None
     suite = Suite(
-        args.mode, only, args.systems.split(","), rates=rates, repeats=args.repeats, tag=args.tag
+        args.mode,
+        only,
+        args.systems.split(","),
+        rates=rates,
+        repeats=args.repeats,
+        latency_seconds=args.latency_seconds,
+        tag=args.tag,
     )
     sys.exit(suite.run())
 
