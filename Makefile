@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: bench-flame-deps pgo dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps clean
+.PHONY: bench-flame-deps pgo dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps bench-oha-deps bench-p99 clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,7 @@ BENCH_WORK := bench/.work
 BENCH_APT  := wrk:wrk h2load:nghttp2-client nginx:nginx-light haproxy:haproxy valgrind:valgrind \
 	strace:strace curl:curl taskset:util-linux perf:linux-perf
 FORTIO_VERSION ?= v1.66.5
+OHA_VERSION ?= 1.16.0
 
 bench-deps: $(STAMP)
 	@missing=""; for t in $(BENCH_APT); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
@@ -108,6 +109,16 @@ bench-flame-deps:
 
 bench-full: pgo bench-flame-deps
 	$(BIN)/python -m bench.suite --mode full
+
+# Added p99 at 1,000 requests/s with every request's latency kept (oha, from crates.io, into
+# bench/.work: fortio's buckets are too wide at p99), in many short interleaved runs.
+bench-oha-deps:
+	test -x $(BENCH_WORK)/bin/oha || cargo install oha --version $(OHA_VERSION) --locked --quiet --root $(BENCH_WORK)
+
+bench-p99: pgo bench-oha-deps
+	$(BIN)/python -m bench.suite --mode full --only latency --rates 1000 --repeats 60 \
+		--latency-seconds 2 --latency-tool oha --tag p99 \
+		--systems direct,relay,meshcore-http,nginx,haproxy
 
 clean:
 	rm -rf $(VENV) target

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 from pathlib import Path
@@ -116,8 +117,15 @@ def summarize(runs: dict[str, list[dict[str, Any]]], keys: list[str]) -> dict[st
 def write_result(date: str, scenario: str, payload: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{date}-{scenario}.json"
-    path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    text = json.dumps(payload, indent=1, default=str)
+    # A histogram bucket ([start, end, count]) on one line: a run keeps hundreds of them.
+    text = _BUCKET.sub(lambda m: "[" + ", ".join(m.group(1, 2, 3)) + "]", text)
+    path.write_text(text + "\n")
     return path
+
+
+_NUMBER = r"\s*(-?[\d.]+(?:e[-+]?\d+)?)\s*"
+_BUCKET = re.compile(rf"\[{_NUMBER},{_NUMBER},{_NUMBER}\]")
 
 
 def fmt(v: float | None, digits: int = 0) -> str:

@@ -280,6 +280,7 @@ class Suite:
         rates: list[int] | None = None,
         repeats: int | None = None,
         latency_seconds: float | None = None,
+        latency_tool: str = "fortio",
         tag: str = "",
     ) -> None:
         self.mode_name = mode_name
@@ -291,6 +292,7 @@ class Suite:
             self.mode = dataclasses.replace(self.mode, repeats=repeats)
         if latency_seconds:
             self.mode = dataclasses.replace(self.mode, latency_seconds=latency_seconds)
+        self.latency_tool = latency_tool
         self.tag = tag
         self.only = only
         self.scenarios = [s for s in SCENARIOS if s in only] if only else self.mode.scenarios
@@ -467,12 +469,14 @@ class Suite:
             "connections": m.latency_connections,
             "uniform": True,
             "keepalive": True,
+            "tool": self.latency_tool,
         }
         self.save("latency", self.payload("latency", params, by_rate=by_rate))
 
     def _fortio(self, rate: int, s: System) -> dict[str, Any]:
         m = self.mode
-        return loadgen.fortio(
+        generator = loadgen.oha if self.latency_tool == "oha" else loadgen.fortio
+        return generator(
             s.port,
             rate,
             seconds=m.latency_seconds,
@@ -695,6 +699,14 @@ def main() -> None:
         "a disturbance of the machine lands on every system alike)",
     )
     parser.add_argument(
+        "--latency-tool",
+        choices=["fortio", "oha"],
+        default="fortio",
+        help="constant-rate load generator: fortio (Istio's), or oha, which keeps every "
+        "request's latency (fortio's buckets are 100-200 µs wide around 1 ms; "
+        "`make bench-oha-deps` installs it)",
+    )
+    parser.add_argument(
         "--tag", default="", help="result files named <date>-<tag>-<scenario>.json (not published)"
     )
     args = parser.parse_args()
@@ -707,6 +719,7 @@ def main() -> None:
         rates=rates,
         repeats=args.repeats,
         latency_seconds=args.latency_seconds,
+        latency_tool=args.latency_tool,
         tag=args.tag,
     )
     sys.exit(suite.run())

@@ -52,6 +52,8 @@ def test_a_system_slower_in_every_repeat_is_never_drawn_as_not_worse(tmp_path: P
     assert d["low_us"] <= d["p99_difference_us"] <= d["high_us"]
     assert d["repeats_not_worse"] == 0
     assert d["median_repeat_difference_us"] > 0
+    # Every draw of the repeats has a positive median difference too.
+    assert 0 < d["median_low_us"] <= d["median_repeat_difference_us"] <= d["median_high_us"]
     d = across_runs.difference(pooled, "fast", "slow", 200, random.Random(1))
     assert d["share_not_worse"] == 1
 
