@@ -303,3 +303,25 @@ fn an_upgrade_after_a_plain_request_still_tunnels() {
     s.client.read_exact(&mut echoed).expect("tunnel read");
     assert_eq!(&echoed, b"ping");
 }
+
+/// An upgrade the upstream declines: the answer comes with `connection: close` and the
+/// connection ends there, so the malformed request sent after it never meets hyper's
+/// parser (whose bare 400 nothing would explain).
+#[test]
+fn a_declined_upgrade_closes_the_connection_after_its_answer() {
+    let mut s = serving(json!({}));
+    s.client
+        .write_all(
+            b"GET /status/404 HTTP/1.1\r\nHost: app\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n\
+              GET / HTTP/1.1\r\nHost: app\r\nno colon here\r\n\r\n",
+        )
+        .expect("declined upgrade, then a malformed request");
+    let response = read_to_close(&mut s.client);
+    assert!(
+        response.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{response}"
+    );
+    assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+    assert_eq!(response.matches("HTTP/1.1 ").count(), 1, "{response}");
+    assert_eq!(s.app.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

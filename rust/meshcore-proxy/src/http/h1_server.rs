@@ -27,10 +27,9 @@
 //! What it leaves to hyper is rare and stateful: an HTTP/1.1 request asking for an
 //! `Upgrade` (or CONNECT), an expectation other than `100-continue`, and more header
 //! fields than are parsed here. Such a request, and the rest of its connection, go to
-//! hyper's server ([`server::serve_http1`]) with the bytes read so far replayed. A
-//! malformed request later on such a connection (after a declined upgrade) gets hyper's
-//! own 400, counted DPE but not explained: the one reply of the proxy's that carries no
-//! `proxy-status`.
+//! hyper's server ([`server::serve_http1`]) with the bytes read so far replayed, which
+//! serves that request and closes the connection unless it upgraded: no later request
+//! meets hyper's parser, whose bare 400 the proxy could not explain.
 //!
 //! A connection stops taking requests when the listener's idle timeout passes with no
 //! request in flight or its direction drains: at once when it waits for a request, else

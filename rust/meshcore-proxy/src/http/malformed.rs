@@ -6,9 +6,8 @@
 //! Two places call it: detection, for bytes that are not HTTP at all on an `http`
 //! listener (a TLS handshake to a plaintext port, another protocol), and the own HTTP/1
 //! server (`h1_server.rs`) for any request head on the connection that fails the parser
-//! or frames its body ambiguously. Only a connection handed to hyper (after a declined
-//! upgrade, or an odd expectation) can still get hyper's bare 400 for a later bad request,
-//! counted as DPE.
+//! or frames its body ambiguously. A connection handed to hyper (an upgrade, an odd
+//! expectation) closes after that request, so no later one meets hyper's bare 400.
 
 use std::net::SocketAddr;
 use std::time::Instant;

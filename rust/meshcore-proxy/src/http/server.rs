@@ -8,8 +8,9 @@
 //! `Expect: 100-continue` (the 100 when the body is first read; the `expect` header itself
 //! is not forwarded) and upgrades. Its parse limits are set above the configured ones, so
 //! requests over the configured header size or count reach the limits phase and get an
-//! explained 431. A bad request on a handed-over connection gets hyper's bare 400 (counted
-//! as DPE): hyper writes that answer before any phase of ours runs.
+//! explained 431. A handed-over connection serves that one request and closes (unless it
+//! upgraded): a later bad request would get hyper's bare 400, written before any phase of
+//! ours runs.
 //!
 //! A connection ends gracefully (HTTP/2 GOAWAY, then its streams finish; HTTP/1 closes when
 //! idle, else after the current response, sent with `Connection: close`) when no request
@@ -67,10 +68,10 @@ pub(crate) struct Downstream {
 }
 
 /// Serves HTTP/1.1 with hyper on a connection the own server (`h1_server.rs`) handed over:
-/// from a request it leaves to hyper (an upgrade, CONNECT, an odd expectation) to the
-/// connection's end. When the listener's idle timeout passes with no request in flight, or
-/// its direction drains, the connection closes when idle, else after the current response,
-/// which carries `Connection: close`.
+/// for the request it leaves to hyper (an upgrade, CONNECT, an odd expectation), then the
+/// tunnel if it upgraded, else the close. When the listener's idle timeout passes with no
+/// request in flight, or its direction drains, the connection closes when idle, else after
+/// the current response.
 pub(crate) async fn serve_http1<I>(io: I, downstream: Arc<Downstream>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -83,8 +84,13 @@ where
     // long before the listener's idle timeout. What ends a connection that sends no
     // complete request is the idle timeout, as in Envoy (whose request_headers_timeout is
     // off by default).
+    // One request, then the connection closes (unless it upgraded): a later request would
+    // meet hyper's parser, whose refusals are bare 400s the proxy cannot explain. The
+    // requests handed over (an upgrade, CONNECT, an odd expectation, a very long head)
+    // are rare enough that a new connection after them costs nothing that matters.
     builder
         .timer(TokioTimer::new())
+        .keep_alive(false)
         .header_read_timeout(None)
         .preserve_header_case(settings.preserve_header_case)
         .max_buf_size(settings.parser_buffer())
