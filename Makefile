@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: bench-flame-deps pgo dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps bench-oha-deps bench-p99 clean
+.PHONY: bench-flame-deps pgo dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps bench-oha-deps bench-p99 bench-paired clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -119,6 +119,10 @@ bench-p99: pgo bench-oha-deps
 	$(BIN)/python -m bench.suite --mode full --only latency --rates 1000 --repeats 60 \
 		--latency-seconds 2 --latency-tool oha --tag p99 \
 		--systems direct,relay,meshcore-http,nginx,haproxy
+
+# The same p99 with two systems driven at the same time (a host stall lands on both).
+bench-paired: pgo bench-oha-deps
+	$(BIN)/python -m bench.paired_latency --repeats 20 --seconds 3
 
 clean:
 	rm -rf $(VENV) target
