@@ -44,6 +44,17 @@ fn serving(settings: serde_json::Value) -> Serving {
     }
 }
 
+/// The explained 400 the malformed phase gives a request it cannot take.
+fn malformed(details: &str) -> Explained<'_> {
+    Explained {
+        status: 400,
+        flags: "DPE",
+        error: "http_request_error",
+        by: "Listener",
+        details,
+    }
+}
+
 fn read_to_close(client: &mut std::net::TcpStream) -> String {
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).expect("reads to close");
@@ -235,13 +246,7 @@ fn http_1_0_keep_alive_is_served_and_a_later_malformed_request_is_explained() {
     );
     assert_explained(
         &Reply::from_raw(&response),
-        &Explained {
-            status: 400,
-            flags: "DPE",
-            error: "http_request_error",
-            by: "Listener",
-            details: "malformed request head: invalid header name",
-        },
+        &malformed("malformed request head: invalid header name"),
     );
     assert_flag_counted(&s.plane, "DPE", 1);
     assert_eq!(s.app.requests.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -268,13 +273,7 @@ fn http_1_0_closes_by_default_and_may_not_send_chunked() {
     let response = read_to_close(&mut client);
     assert_explained(
         &Reply::from_raw(&response),
-        &Explained {
-            status: 400,
-            flags: "DPE",
-            error: "http_request_error",
-            by: "Listener",
-            details: "transfer-encoding in an HTTP/1.0 request",
-        },
+        &malformed("transfer-encoding in an HTTP/1.0 request"),
     );
     assert_eq!(s.app.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
