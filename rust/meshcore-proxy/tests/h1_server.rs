@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use serde_json::json;
 use support::http::{
     Explained, HttpUpstream, Reply, apply_http, assert_explained, assert_flag_counted, forward_to,
-    http_cluster, read_raw_response,
+    http_cluster, malformed, read_raw_response,
 };
 use support::{connect, start};
 
@@ -41,17 +41,6 @@ fn serving(settings: serde_json::Value) -> Serving {
         _rt: rt,
         plane,
         app,
-    }
-}
-
-/// The explained 400 the malformed phase gives a request it cannot take.
-fn malformed(details: &str) -> Explained<'_> {
-    Explained {
-        status: 400,
-        flags: "DPE",
-        error: "http_request_error",
-        by: "Listener",
-        details,
     }
 }
 

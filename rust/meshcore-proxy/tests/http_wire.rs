@@ -10,8 +10,8 @@ use std::sync::mpsc;
 
 use serde_json::json;
 use support::http::{
-    Explained, HttpUpstream, Reply, apply_http, assert_explained, assert_flag_counted, forward_to,
-    http_cluster, raw_upstream, read_head, read_raw_response,
+    HttpUpstream, Reply, apply_http, assert_explained, assert_flag_counted, forward_to,
+    http_cluster, malformed, raw_upstream, read_head, read_raw_response,
 };
 use support::{connect, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -216,17 +216,6 @@ fn send_raw(proxy: SocketAddr, bytes: &[u8]) -> String {
     let mut response = Vec::new();
     client.read_to_end(&mut response).expect("reads to close");
     String::from_utf8_lossy(&response).into_owned()
-}
-
-/// A 400 DPE from the malformed phase, decided by the listener.
-fn malformed(details: &str) -> Explained<'_> {
-    Explained {
-        status: 400,
-        flags: "DPE",
-        error: "http_request_error",
-        by: "Listener",
-        details,
-    }
 }
 
 /// A first request that cannot parse, bytes that are not HTTP at all, and a body framed

@@ -301,6 +301,18 @@ pub struct Explained<'a> {
     pub details: &'a str,
 }
 
+/// The explained 400 the malformed phase gives a request it cannot take (flag DPE,
+/// decided by the listener).
+pub fn malformed(details: &str) -> Explained<'_> {
+    Explained {
+        status: 400,
+        flags: "DPE",
+        error: "http_request_error",
+        by: "Listener",
+        details,
+    }
+}
+
 /// Asserts that `reply` is `expected`, whole: the status; `proxy-status` with the error
 /// type and the details; `x-meshcore-decision` naming who decided, the flags and the
 /// details; and the body `<flags>: <details>` (for gRPC, `grpc-status` and `grpc-message`
