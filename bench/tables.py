@@ -283,7 +283,12 @@ def _targets(results: dict[str, dict[str, Any]]) -> str | None:
                 + ": when the floor of two user-space hops is over the target, the target "
                 "measures this machine's wake-ups rather than the proxy."
             )
-        note += " The latency target needs a machine where the client has its own cores."
+        note += (
+            " Every hop puts about four wake-ups of a halted vCPU by the other core on a"
+            " request's path, and direct none; on this nested VM each takes ~35 µs at p50 and"
+            " ~0.2 ms at p99 (`make bench-vcpu`, bench/README.md, session 9), so the latency"
+            " target needs a host whose idle cores wake in microseconds."
+        )
     return (
         "**DESIGN.md §8 targets in this run** (plaintext only: mTLS is not in the data plane "
         "yet; config push is measured by `control_scale.py`; a report, never a gate)\n\n"
