@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: bench-flame-deps pgo dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps bench-oha-deps bench-p99 bench-paired bench-vcpu clean
+.PHONY: bench-flame-deps pgo dev demo test lint rust-lint rust-test py-lint py-test e2e stubtest fuzz bench bench-full bench-smoke bench-deps bench-oha-deps bench-p99 bench-paired bench-paired-rps bench-vcpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -123,6 +123,11 @@ bench-p99: pgo bench-oha-deps
 # The same p99 with two systems driven at the same time (a host stall lands on both).
 bench-paired: pgo bench-oha-deps
 	$(BIN)/python -m bench.paired_latency --repeats 20 --seconds 3
+
+# Requests/s per core of one L7 hop: two proxies at a time, each held to 40 % of core 1 by a
+# cgroup CPU quota, so the proxy is the bottleneck and a host stall lands on both.
+bench-paired-rps: pgo bench-deps
+	$(BIN)/python -m bench.paired_throughput --repeats 7
 
 # What a hop's wake-ups cost on this machine: every wake-up on each topology's path timed
 # from a perf sched trace, with halting vCPUs and with a SCHED_IDLE busy loop per core.
