@@ -25,13 +25,27 @@ import statistics
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from bench import loadgen, report
 from bench.report import fmt, table
 from bench.systems import WORK, Lab, Processes
 
+T = TypeVar("T")
 PAIRS = [("meshcore-http", "nginx"), ("meshcore-http", "haproxy"), ("nginx", "haproxy")]
+
+
+def together(order: tuple[str, str], drive: Callable[[str], T]) -> dict[str, T]:
+    """`drive(name)` for both systems at the same time, one thread each, `order[0]` started
+    first; the results by name."""
+    results: dict[str, T] = {}
+    threads = [threading.Thread(target=lambda n=n: results.update({n: drive(n)})) for n in order]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def compare(
@@ -106,26 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     time.sleep(1)
     for s in systems.values():  # warm-up
         loadgen.oha(s.port, args.rate, seconds=2, connections=8, cpus=lab.client_cpus)
+
+    def drive(name: str) -> dict[str, Any]:
+        return loadgen.oha(
+            systems[name].port, args.rate, seconds=args.seconds, connections=8, cpus=lab.client_cpus
+        )
+
     runs: dict[str, list[dict[str, dict[str, Any]]]] = {f"{a}|{b}": [] for a, b in PAIRS}
     for r in range(args.repeats):
         for a, b in PAIRS:
-            results: dict[str, dict[str, Any]] = {}
-
-            def drive(name: str, results: dict[str, dict[str, Any]] = results) -> None:
-                results[name] = loadgen.oha(
-                    systems[name].port,
-                    args.rate,
-                    seconds=args.seconds,
-                    connections=8,
-                    cpus=lab.client_cpus,
-                )
-
-            order = (a, b) if r % 2 == 0 else (b, a)
-            threads = [threading.Thread(target=drive, args=(n,)) for n in order]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            results = together((a, b) if r % 2 == 0 else (b, a), drive)
             runs[f"{a}|{b}"].append(results)
             print(
                 f"  #{r} {a} p99 {results[a]['p99_us']:.0f}  {b} p99 {results[b]['p99_us']:.0f}",

@@ -25,16 +25,15 @@ import contextlib
 import datetime
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import loadgen, report
+from bench.paired_latency import PAIRS, together
 from bench.report import table
 from bench.systems import WORK, Lab, Processes, children, cpu_ns
 
-PAIRS = [("meshcore-http", "nginx"), ("meshcore-http", "haproxy"), ("nginx", "haproxy")]
 PERIOD_US = 10_000
 V1 = Path("/sys/fs/cgroup/cpu")
 
@@ -123,14 +122,14 @@ def main(argv: list[str] | None = None) -> None:
             groups.append(cpu_quota(n, s.proxy_pids, args.quota))
             loadgen.wrk(s.port, 2, connections=64, cpus=lab.client_cpus)  # warm-up
 
-        def drive(name: str, into: dict[str, dict[str, float]]) -> None:
+        def drive(name: str) -> dict[str, float]:
             pids = systems[name].proxy_pids
             before = sum(cpu_ns(p) for p in pids)
             out = loadgen.wrk(
                 systems[name].port, args.seconds, connections=64, cpus=lab.client_cpus
             )
             used = (sum(cpu_ns(p) for p in pids) - before) / 1e9 / args.seconds
-            into[name] = {
+            return {
                 "rps": out["rps"],
                 "cores_used": used,
                 "quota_used": used / args.quota,
@@ -140,13 +139,7 @@ def main(argv: list[str] | None = None) -> None:
 
         for r in range(args.repeats):
             for a, b in PAIRS:
-                results: dict[str, dict[str, float]] = {}
-                order = (a, b) if r % 2 == 0 else (b, a)
-                threads = [threading.Thread(target=drive, args=(n, results)) for n in order]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                results = together((a, b) if r % 2 == 0 else (b, a), drive)
                 runs[f"{a}|{b}"].append(results)
                 print(
                     f"  #{r} {a} {results[a]['rps']:,.0f} req/s  {b} {results[b]['rps']:,.0f}"

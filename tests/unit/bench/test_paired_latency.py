@@ -1,5 +1,6 @@
 """Two systems driven together: their p99s compared run by run."""
 
+import threading
 from typing import Any
 
 from bench import paired_latency
@@ -30,3 +31,13 @@ def test_a_tie_straddles_zero() -> None:
         {"rate": 1000, "seconds": 3, "command": "x", "comparisons": {"a|b": c}}
     )
     assert "| a \u2212 b | 5 | 0 (" in text
+
+
+def test_together_runs_both_at_once_and_returns_both_results() -> None:
+    both_started = threading.Barrier(2, timeout=5)
+
+    def drive(name: str) -> str:
+        both_started.wait()  # raises if the other never starts while this one runs
+        return name.upper()
+
+    assert paired_latency.together(("a", "b"), drive) == {"a": "A", "b": "B"}
