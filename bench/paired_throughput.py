@@ -32,7 +32,7 @@ from typing import Any
 from bench import loadgen, report
 from bench.paired_latency import PAIRS, together
 from bench.report import table
-from bench.systems import WORK, Lab, Processes, children, cpu_ns
+from bench.systems import WORK, Lab, Processes, cpu_ns, threads
 
 PERIOD_US = 10_000
 V1 = Path("/sys/fs/cgroup/cpu")
@@ -47,10 +47,8 @@ def cpu_quota(name: str, pids: list[int], quota: float) -> Path:
     group.mkdir(exist_ok=True)
     (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
     (group / "cpu.cfs_quota_us").write_text(str(int(PERIOD_US * quota)))
-    for pid in pids:
-        for p in [pid, *children(pid)]:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                (group / "tasks").write_text(task.name)
+    for tid in threads(pids):
+        (group / "tasks").write_text(str(tid))
     return group
 
 

@@ -124,6 +124,16 @@ def rss_kb(pid: int) -> int:
     return total
 
 
+def threads(pids: list[int]) -> set[int]:
+    """The thread ids of these processes and of their children."""
+    out: set[int] = set()
+    for pid in pids:
+        for p in [pid, *children(pid)]:
+            with contextlib.suppress(OSError):
+                out |= {int(t.name) for t in Path(f"/proc/{p}/task").iterdir()}
+    return out
+
+
 def children(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*") if Path(f"/proc/{pid}").exists() else []:

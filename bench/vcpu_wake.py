@@ -40,7 +40,7 @@ from typing import Any
 
 from bench import loadgen, report
 from bench.report import fmt, table
-from bench.systems import WORK, Lab, Processes, children, cpu_plan
+from bench.systems import WORK, Lab, Processes, cpu_plan, threads
 
 SYSTEMS = ("direct", "relay", "meshcore-http", "relay-pair", "meshcore-pair")
 CONDITIONS = ("halting", "polling")
@@ -95,15 +95,6 @@ def percentiles(xs: list[float]) -> dict[str, float]:
         f"p{p:g}_us".replace(".", ""): loadgen.exact_percentile(ordered, p)
         for p in (50, 90, 99, 99.9)
     } | {"over_200_us": sum(1 for x in xs if x > 200), "n": len(xs)}
-
-
-def threads(pids: list[int]) -> set[int]:
-    """Every thread of these processes and their children."""
-    out: set[int] = set()
-    for pid in pids:
-        for p in [pid, *children(pid)]:
-            out |= {int(t.name) for t in Path(f"/proc/{p}/task").glob("*")}
-    return out
 
 
 def spinners(procs: Processes, work: Path) -> list[subprocess.Popen[bytes]]:
